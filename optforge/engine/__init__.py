@@ -1,0 +1,1 @@
+"""The engine: builds a model, its data, its optimizer and schedule, and trains one trial."""
