@@ -21,13 +21,17 @@ class Family(BaseModel):
 
     ``constructor`` is a lazy ``"module:attribute"`` reference so this catalog never imports torch;
     the engine resolves it. Hyperparameters named ``beta1``/``beta2``/``beta3`` are packed into the
-    constructor's ``betas`` tuple when ``pack_betas`` is set; all others are passed by name.
+    constructor's ``betas`` tuple when ``pack_betas`` is set; all others are passed by name, so every
+    hyperparameter of a class constructor is named exactly like the constructor's keyword argument.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str
     constructor: str = Field(description="'module:attribute' of the optimizer class or builder function")
+    implementation: str | None = Field(
+        None, description="for builder functions: the library classes they assemble (shown as the library)"
+    )
     hparams: tuple[HParam, ...]
     fixed: Mapping[str, Value] = Field(default_factory=dict, description="constructor kwargs always passed")
     pack_betas: bool = True
@@ -40,14 +44,29 @@ class Family(BaseModel):
     needs_create_graph: bool = Field(False, description="needs backward(create_graph=True) (Hessian-vector products)")
     needs_closure: bool = Field(False, description="step() must be given a closure that re-evaluates the loss")
     schedule_free: bool = Field(False, description="needs optimizer.train()/eval() around evaluation")
+    own_schedule: bool = Field(
+        False, description="runs its own warmup/decay over the budget, so optforge's schedule is pinned to constant"
+    )
+    total_steps_arg: str | None = Field(
+        None,
+        description="constructor kwarg that receives the trial's step budget (Ranger21's num_iterations, "
+        "AdEMAMix's t_alpha_beta3); build_optimizer then needs total_steps",
+    )
     cannot_descend: str | None = Field(
         None, description="why this family structurally cannot lower the loss in 20 tiny steps (contract tests)"
     )
     notes: str = ""
 
     @property
+    def needs_constant_schedule(self) -> bool:
+        """Schedule-free families and families with a built-in schedule run under ``constant`` (plus warmup)."""
+        return self.schedule_free or self.own_schedule
+
+    @property
     def library(self) -> str:
         """Where the implementation comes from, e.g. ``torch.optim.AdamW``."""
+        if self.implementation:
+            return self.implementation
         module, _, attr = self.constructor.partition(":")
         return f"{module}.{attr}"
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from optforge.catalog import Value, get_family, get_schedule
+from optforge.catalog import FAMILIES, Value, get_family, get_schedule
 from optforge.catalog._hparam import check_all
 from optforge.spec._base import StrictModel
 
@@ -24,6 +24,17 @@ class TrialConfig(StrictModel):
     schedule: str = "cosine"
     schedule_params: dict[str, Value] = Field(default_factory=dict)
     mup: bool = Field(False, description="Maximal Update Parametrization (init, multipliers, per-group LR)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_schedule_for_family(cls, data: Any) -> Any:
+        # Schedule-free families (and ones with a built-in schedule) default to 'constant' rather than
+        # failing on the generic default 'cosine'; an explicit other schedule is still an error.
+        if isinstance(data, dict) and "schedule" not in data and isinstance(data.get("family"), str):
+            family = FAMILIES.get(data["family"])
+            if family is not None and family.needs_constant_schedule:
+                data = {**data, "schedule": "constant"}
+        return data
 
     @field_validator("family")
     @classmethod
@@ -56,11 +67,13 @@ class TrialConfig(StrictModel):
         return check_all(value, entry.param)
 
     @model_validator(mode="after")
-    def _schedule_free_needs_constant(self) -> TrialConfig:
-        if get_family(self.family).schedule_free and self.schedule not in ("constant",):
+    def _constant_schedule_when_needed(self) -> TrialConfig:
+        family = get_family(self.family)
+        if family.needs_constant_schedule and self.schedule != "constant":
+            why = "is schedule-free" if family.schedule_free else "runs its own warmup and decay"
             raise ValueError(
-                f"family {self.family!r} is schedule-free and runs with schedule 'constant' (its warmup "
-                f"comes from warmup_fraction); got schedule {self.schedule!r}"
+                f"family {self.family!r} {why}, so it runs with schedule 'constant' (warmup still comes from "
+                f"warmup_fraction); got schedule {self.schedule!r}"
             )
         return self
 

@@ -14,41 +14,45 @@ import torch
 from torch import nn
 
 from optforge.catalog import Family
+from optforge.engine.optimizers.build import construct, role_groups
 from optforge.engine.optimizers.composite import CompositeOptimizer
-from optforge.engine.routing import ParamRole, group_parameters
+from optforge.engine.optimizers.hidden import hidden_matrices, other_parameters
+from optforge.engine.routing import ParamRole
 
 
 def build(
-    model: nn.Module, *, family: Family, hparams: Mapping[str, Any], lr_scale: Mapping[ParamRole, float]
+    model: nn.Module,
+    *,
+    family: Family,
+    hparams: Mapping[str, Any],
+    lr_scale: Mapping[ParamRole, float],
+    total_steps: int | None = None,
 ) -> torch.optim.Optimizer:
-    """``torch.optim.Muon`` over the 2-D ``hidden`` parameters plus ``torch.optim.AdamW`` over the rest."""
-    groups = group_parameters(model)
-    muon_params = [p for _, p in groups.get("hidden", []) if p.ndim == 2]
-    muon_ids = {id(p) for p in muon_params}
-    adamw_groups = []
-    for role, named in groups.items():
-        params = [p for _, p in named if id(p) not in muon_ids]
-        if params:
-            adamw_groups.append(
-                {
-                    "params": params,
-                    "role": role,
-                    "lr": float(hparams["adamw_lr"]) * lr_scale.get(role, 1.0),
-                    "weight_decay": 0.0 if role == "vector" else float(hparams["weight_decay"]),
-                }
-            )
+    """``torch.optim.Muon`` over the 2-D ``hidden`` parameters plus ``torch.optim.AdamW`` over the rest.
+
+    Every group carries ``spectral``: True for the Muon part, False for the AdamW part.
+    """
+    wd = float(hparams["weight_decay"])
+    matrices = hidden_matrices(model)
+    muon_groups = role_groups(model, weight_decay=wd, lr=float(hparams["lr"]), lr_scale=lr_scale, params=matrices)
+    adamw_groups = role_groups(
+        model,
+        weight_decay=wd,
+        lr=float(hparams["adamw_lr"]),
+        lr_scale=lr_scale,
+        params=other_parameters(model, matrices),
+    )
     parts: list[torch.optim.Optimizer] = []
-    if muon_params:
-        parts.append(
-            torch.optim.Muon(
-                [{"params": muon_params, "role": "hidden", "lr": float(hparams["lr"]) * lr_scale.get("hidden", 1.0)}],
-                lr=float(hparams["lr"]),
-                momentum=float(hparams["momentum"]),
-                nesterov=True,
-                weight_decay=float(hparams["weight_decay"]),
-                ns_steps=int(hparams["ns_steps"]),
-            )
-        )
+    if muon_groups:
+        kwargs = {
+            "lr": float(hparams["lr"]),
+            "momentum": float(hparams["momentum"]),
+            "nesterov": True,
+            "weight_decay": wd,
+            "ns_steps": int(hparams["ns_steps"]),
+        }
+        parts.append(construct(torch.optim.Muon, [{**g, "spectral": True} for g in muon_groups], kwargs))
     if adamw_groups:
-        parts.append(torch.optim.AdamW(adamw_groups, lr=float(hparams["adamw_lr"])))
+        groups = [{**g, "spectral": False} for g in adamw_groups]
+        parts.append(construct(torch.optim.AdamW, groups, {"lr": float(hparams["adamw_lr"])}))
     return CompositeOptimizer(parts)
