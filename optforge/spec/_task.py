@@ -71,6 +71,9 @@ class DataSpec(StrictModel):
     seq_len: int = Field(64, ge=2, le=65536, description="text: characters per training sequence")
     max_chars: int | None = Field(None, ge=1000, description="text: truncate the corpus to this many characters")
     val_fraction: float = Field(0.2, gt=0, lt=1)
+    # The data's own seed, apart from TaskSpec.seed: re-running a trial with another seed varies the
+    # init and batch order but keeps the teacher and the validation split, so every run is ranked alike.
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="synthetic teacher and samples, train/validation split")
     kwargs: dict[str, Any] = Field(default_factory=dict)
 
     _validate_entrypoint = field_validator("entrypoint")(_check_entrypoint)
