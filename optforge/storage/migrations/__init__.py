@@ -1,0 +1,1 @@
+"""Alembic migrations of optforge's tables, applied by ``optforge.storage.migrate.upgrade``."""
