@@ -25,7 +25,9 @@ class HParam(BaseModel):
         0.9 → 0.99 → 0.999 are equally large steps.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # JSON has no infinity: unbounded intervals travel as the strings "Infinity"/"-Infinity", which
+    # pydantic reads back as floats, so the registry round-trips through the API.
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="strings")
 
     name: str
     default: Value
@@ -124,25 +126,51 @@ def _fmt(x: float | None) -> str:
 
 # Shorthands for the hyperparameters most families share. Each keeps the validity rule in one place.
 def lr(default: float, low: float, high: float, doc: str = "peak learning rate") -> HParam:
-    return HParam(name="lr", default=default, low=low, high=high, valid=(0, math.inf), valid_open=(True, False), doc=doc)
-
-
-def beta(name: str, default: float, low: float | None = None, high: float | None = None, *, searched: bool = True, doc: str = "") -> HParam:
     return HParam(
-        name=name, default=default, low=low, high=high, scale="log1m", valid=(0, 1), valid_open=(False, True),
-        searched=searched and low is not None, doc=doc or "decay of a moving average",
+        name="lr", default=default, low=low, high=high, valid=(0, math.inf), valid_open=(True, False), doc=doc
     )
 
 
-def weight_decay(default: float, low: float | None = None, high: float | None = None, *, searched: bool = True) -> HParam:
+def beta(
+    name: str,
+    default: float,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    searched: bool = True,
+    doc: str = "",
+) -> HParam:
     return HParam(
-        name="weight_decay", default=default, low=low, high=high, valid=(0, math.inf),
-        searched=searched and low is not None, doc="decoupled weight decay",
+        name=name,
+        default=default,
+        low=low,
+        high=high,
+        scale="log1m",
+        valid=(0, 1),
+        valid_open=(False, True),
+        searched=searched and low is not None,
+        doc=doc or "decay of a moving average",
+    )
+
+
+def weight_decay(
+    default: float, low: float | None = None, high: float | None = None, *, searched: bool = True
+) -> HParam:
+    return HParam(
+        name="weight_decay",
+        default=default,
+        low=low,
+        high=high,
+        valid=(0, math.inf),
+        searched=searched and low is not None,
+        doc="decoupled weight decay",
     )
 
 
 def eps(default: float) -> HParam:
-    return HParam(name="eps", default=default, valid=(0, 1), valid_open=(True, False), searched=False, doc="denominator guard")
+    return HParam(
+        name="eps", default=default, valid=(0, 1), valid_open=(True, False), searched=False, doc="denominator guard"
+    )
 
 
 def flag(name: str, default: bool, doc: str, *, searched: bool = False) -> HParam:
@@ -150,14 +178,29 @@ def flag(name: str, default: bool, doc: str, *, searched: bool = False) -> HPara
 
 
 def number(
-    name: str, default: float, low: float | None = None, high: float | None = None, *,
-    scale: Literal["log", "linear", "log1m"] = "log", kind: Literal["float", "int"] = "float",
-    valid: tuple[float, float] = (0, math.inf), valid_open: tuple[bool, bool] = (False, False),
-    searched: bool = True, doc: str = "",
+    name: str,
+    default: float,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    scale: Literal["log", "linear", "log1m"] = "log",
+    kind: Literal["float", "int"] = "float",
+    valid: tuple[float, float] = (0, math.inf),
+    valid_open: tuple[bool, bool] = (False, False),
+    searched: bool = True,
+    doc: str = "",
 ) -> HParam:
     return HParam(
-        name=name, default=default, low=low, high=high, scale=scale, kind=kind, valid=valid,
-        valid_open=valid_open, searched=searched and low is not None, doc=doc,
+        name=name,
+        default=default,
+        low=low,
+        high=high,
+        scale=scale,
+        kind=kind,
+        valid=valid,
+        valid_open=valid_open,
+        searched=searched and low is not None,
+        doc=doc,
     )
 
 
