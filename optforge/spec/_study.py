@@ -69,6 +69,10 @@ class SearchSpec(StrictModel):
     reduction_factor: int = Field(3, ge=2, le=10)
     grace_fraction: float = Field(0.25, gt=0, le=1, description="first ASHA rung, as a fraction of the budget")
     objective: Literal["final", "time_to_target"] = "final"
+    # Steps by default: they do not depend on the machine or on how busy it is, so rankings repeat.
+    time_to_target_unit: Literal["steps", "seconds"] = Field(
+        "steps", description="time_to_target: rank by the steps or the wall-clock seconds taken to reach task.target"
+    )
     top_k: int = Field(0, ge=0, le=100, description="re-run the top-k configurations with extra seeds")
     extra_seeds: int = Field(2, ge=1, le=20)
     max_concurrent: int | None = Field(None, ge=1, le=10_000)

@@ -42,6 +42,9 @@ class CompositeOptimizer(torch.optim.Optimizer):
             raise ValueError(f"state has {len(parts)} parts, this optimizer {len(self.parts)}")
         for part, state in zip(self.parts, parts, strict=True):
             part.load_state_dict(state)
+        # A part's load_state_dict replaces its group dicts: re-share them, or LR schedulers on the
+        # composite would drive stale copies and the parts would train at a frozen LR.
+        self.param_groups = [g for part in self.parts for g in part.param_groups]
 
     def train(self) -> None:
         for part in self.parts:
