@@ -1,0 +1,13 @@
+"""Every API route, mounted under ``/api/v1``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from optforge.service.api.routes import events, health, registry, results, studies, trials
+
+API_PREFIX = "/api/v1"
+
+api_router = APIRouter(prefix=API_PREFIX)
+for module in (studies, trials, events, results, registry, health):
+    api_router.include_router(module.router)

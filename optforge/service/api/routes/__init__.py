@@ -1,0 +1,1 @@
+"""One module per resource; :mod:`optforge.service.api.router` mounts them under ``/api/v1``."""
