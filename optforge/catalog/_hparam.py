@@ -47,9 +47,9 @@ class HParam(BaseModel):
             raise ValueError(f"{self.name}: a searched numeric hyperparameter needs low and high")
         if self.kind == "choice" and not self.choices:
             raise ValueError(f"{self.name}: a choice hyperparameter needs choices")
-        if self.kind in ("float", "int") and self.low is not None and self.high is not None:
-            if not self.low <= self.high:
-                raise ValueError(f"{self.name}: low {self.low} > high {self.high}")
+        numeric = self.kind in ("float", "int") and self.low is not None and self.high is not None
+        if numeric and not self.low <= self.high:  # type: ignore[operator]
+            raise ValueError(f"{self.name}: low {self.low} > high {self.high}")
         return self
 
     def describe_valid(self) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from optforge.catalog._families_adam import ADAM_FAMILIES
 from optforge.catalog._families_curvature import CURVATURE_FAMILIES
 from optforge.catalog._families_large_scale import LARGE_SCALE_FAMILIES
+from optforge.catalog._families_learned import LEARNED_FAMILIES
 from optforge.catalog._families_momentum import MOMENTUM_FAMILIES
 from optforge.catalog._families_tuning_free import TUNING_FREE_FAMILIES
 from optforge.catalog._family import Family
@@ -32,7 +33,7 @@ def _index(*kinds: tuple[Family, ...]) -> dict[str, Family]:
 
 
 FAMILIES: dict[str, Family] = _index(
-    ADAM_FAMILIES, MOMENTUM_FAMILIES, CURVATURE_FAMILIES, LARGE_SCALE_FAMILIES, TUNING_FREE_FAMILIES
+    ADAM_FAMILIES, MOMENTUM_FAMILIES, CURVATURE_FAMILIES, LARGE_SCALE_FAMILIES, TUNING_FREE_FAMILIES, LEARNED_FAMILIES
 )
 
 # The default search space: strong, well-understood families covering each design, at most one per idea.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from optforge.cli import catalog, demo, serve, studies, token, trial, tune
+from optforge.cli import catalog, coord_check, demo, meta_train, serve, studies, token, trial, tune
 
 app = typer.Typer(
     name="optforge",
@@ -23,6 +23,8 @@ app.command("tune")(tune.tune)
 app.command("families")(catalog.families)
 app.command("schedules")(catalog.schedules)
 app.command("demo")(demo.demo)
+app.command("coord-check")(coord_check.coord_check)
 app.command("serve")(serve.serve)
+app.command("meta-train")(meta_train.meta_train)
 app.add_typer(token.token_app, name="token")
 studies.register(app)  # submit, status, list, best, cancel

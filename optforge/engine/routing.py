@@ -57,10 +57,11 @@ def classify_parameters(model: nn.Module) -> dict[str, ParamRole]:
     if not marked and weight_modules:
         # Unmarked (user) model: the first weight layer reads the data, the last Linear writes the output.
         first_name, _ = weight_modules[0]
-        if not any(r == "input" for r in roles.values()):
+        embedded = any(r == "input" for r in roles.values())  # an embedding already reads the data
+        if not embedded:
             roles[first_name] = "input"
         linears = [n for n, m in weight_modules if isinstance(m, nn.Linear)]
-        if linears and linears[-1] != first_name:  # a lone layer stays input: it reads the data
+        if linears and (embedded or linears[-1] != first_name):  # a lone layer stays input: it reads the data
             roles[linears[-1]] = "readout"
     return roles
 

@@ -135,6 +135,7 @@ def _info(task: TaskSpec, config: TrialConfig, model: nn.Module, data: Dataset, 
         "schedule": config.schedule,
         "schedule_params": config.resolved_schedule_params(),
         "mup": config.mup,
+        "base_width": task.model.base_width if config.mup else None,  # μP is relative to it
         "seed": task.seed,
         "torch": torch.__version__,
         "code_version": code_version(),

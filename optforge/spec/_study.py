@@ -19,7 +19,9 @@ class TrialResources(StrictModel):
 
     cpu: float = Field(1.0, gt=0, le=1024)
     gpu: float = Field(0.0, ge=0, le=64)
-    custom: dict[str, float] = Field(default_factory=dict, description="Ray custom resources, e.g. {'gpu_type_h100': 1}")
+    custom: dict[str, float] = Field(
+        default_factory=dict, description="Ray custom resources, e.g. {'gpu_type_h100': 1}"
+    )
 
 
 class ProxySpec(StrictModel):

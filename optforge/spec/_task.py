@@ -44,6 +44,13 @@ class ModelSpec(StrictModel):
     entrypoint: str | None = Field(None, description="'package.module:function' returning an nn.Module")
     width: int = Field(128, ge=1, le=65536, description="hidden width (channels for cnn, d_model for transformer)")
     depth: int = Field(2, ge=1, le=64, description="hidden layers (blocks for cnn and transformer)")
+    # μP is defined relative to this width: there μP equals the standard parametrization. 128 is the
+    # default width, so a default-sized model trains the same with or without μP and the catalog's LR
+    # ranges (set on SP models of about this size) stay centred. A proxy and its target share it.
+    base_width: int = Field(128, ge=1, le=65536, description="μP: the width at which μP equals SP")
+    # False: the readout keeps SP's init variance of the base width (TP5 Table 3, mup.MuReadout's default).
+    # A zero readout left the char transformer on a unigram plateau for most of a 150-step run (docs/mup.md).
+    zero_readout: bool = Field(False, description="μP: start the readout at zero")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="extra keyword arguments for the builder")
 
     _validate_entrypoint = field_validator("entrypoint")(_check_entrypoint)

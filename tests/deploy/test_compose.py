@@ -21,7 +21,9 @@ def compose_command() -> list[str]:
             return ["docker", "compose"]
     if shutil.which("docker-compose"):
         return ["docker-compose"]
-    pytest.fail("neither `docker compose` nor `docker-compose` is installed (scripts/install-system-deps.sh installs it)")
+    pytest.fail(
+        "neither `docker compose` nor `docker-compose` is installed (scripts/install-system-deps.sh installs it)"
+    )
 
 
 def validate(path: Path) -> subprocess.CompletedProcess[str]:

@@ -63,7 +63,9 @@ def loss_of(model: nn.Module) -> Callable[[], torch.Tensor]:
 
 
 def config(family: Family, **hparams: object) -> TrialConfig:
-    return TrialConfig(family=family.name, hparams=hparams, schedule="constant" if family.needs_constant_schedule else "cosine")
+    return TrialConfig(
+        family=family.name, hparams=hparams, schedule="constant" if family.needs_constant_schedule else "cosine"
+    )
 
 
 def build(model: nn.Module, family: Family, **kwargs: object) -> torch.optim.Optimizer:

@@ -1,8 +1,8 @@
 """Turn a ``TrialConfig`` and a model into one live ``torch.optim.Optimizer``.
 
-Parameter groups follow :mod:`optforge.engine.routing`: one group per role, tagged with ``"role"``, so
-μP's per-role LR scales and weight-decay exclusions (no decay on ``vector`` parameters) are applied in
-one place for every family.
+Parameter groups follow :mod:`optforge.engine.routing`: one group per role, tagged with ``"role"``
+(split further where μP gives one role's parameters different LR multipliers), so μP's LR scales and
+weight-decay exclusions (no decay on ``vector`` parameters) are applied in one place for every family.
 
 A family's ``constructor`` is either an optimizer class, called as ``cls(groups, **kwargs)``, or a
 builder function (composites such as Muon + AdamW, wrappers such as Lookahead), called as
@@ -23,7 +23,8 @@ import torch
 from torch import nn
 
 from optforge.catalog import Family, get_family
-from optforge.engine.routing import ParamRole, group_parameters
+from optforge.engine.mup import lr_scales as mup_lr_scales
+from optforge.engine.routing import group_parameters
 from optforge.spec import TrialConfig
 
 # Keywords that pytorch-optimizer reads from the parameter groups through ``**kwargs`` rather than
@@ -91,32 +92,53 @@ def role_groups(
     *,
     weight_decay: float | None,
     lr: float,
-    lr_scale: Mapping[ParamRole, float] | None = None,
+    lr_scale: Mapping[str, float] | None = None,
     params: Iterable[nn.Parameter] | None = None,
 ) -> list[dict[str, Any]]:
-    """One parameter group per role, with μP's LR scale applied and no weight decay on ``vector`` params.
+    """Parameter groups by role, with μP's LR scale applied and no weight decay on ``vector`` params.
 
-    ``weight_decay=None`` leaves non-vector groups at the optimizer's own default. ``params`` restricts
-    the groups to those parameters (builders route the rest elsewhere); roles left empty are dropped.
+    ``lr_scale`` maps a role (``"hidden"``) or a parameter's qualified name (``"blocks.0.fc.weight"``, as
+    :func:`optforge.engine.mup.lr_scales` gives) to an LR multiplier; a name wins over its role. A role
+    whose parameters get different multipliers is split into one group per multiplier. Each group
+    records its multiplier as ``"lr_scale"``. ``weight_decay=None`` leaves non-vector groups at the
+    optimizer's own default. ``params`` restricts the groups to those parameters (builders route the
+    rest elsewhere); roles left empty are dropped.
     """
     keep = None if params is None else {id(p) for p in params}
+    scales = lr_scale or {}
     groups = []
     for role, named in group_parameters(model).items():
-        named = [(n, p) for n, p in named if keep is None or id(p) in keep]
-        if not named:
-            continue
-        group: dict[str, Any] = {
-            "params": [p for _, p in named],
-            "param_names": [n for n, _ in named],
-            "role": role,
-            "lr": lr * (lr_scale or {}).get(role, 1.0),
-        }
-        if role == "vector":
-            group["weight_decay"] = 0.0
-        elif weight_decay is not None:
-            group["weight_decay"] = weight_decay
-        groups.append(group)
+        by_scale: dict[float, list[tuple[str, nn.Parameter]]] = {}
+        for n, p in named:
+            if keep is None or id(p) in keep:
+                by_scale.setdefault(float(scales.get(n, scales.get(role, 1.0))), []).append((n, p))
+        for scale, members in by_scale.items():
+            group: dict[str, Any] = {
+                "params": [p for _, p in members],
+                "param_names": [n for n, _ in members],
+                "role": role,
+                "lr": lr * scale,
+                "lr_scale": scale,
+            }
+            if role == "vector":
+                group["weight_decay"] = 0.0
+            elif weight_decay is not None:
+                group["weight_decay"] = weight_decay
+            groups.append(group)
     return groups
+
+
+def decouple_decay_from_lr_scale(optimizer: torch.optim.Optimizer) -> None:
+    """Divide each group's weight decay by its ``lr_scale``, so the decay per step (lr x weight_decay, as
+    AdamW, Lion and torch's SGD apply it) stays the same whatever μP does to the group's LR.
+
+    This is what ``mup.MuAdam``/``MuSGD`` do (weight_decay x width_mult where lr / width_mult); without it
+    the hidden weights of a wide model would barely be decayed. Groups without an ``lr_scale`` are left alone.
+    """
+    for group in optimizer.param_groups:
+        scale = group.get("lr_scale", 1.0)
+        if scale != 1.0 and group.get("weight_decay"):
+            group["weight_decay"] = group["weight_decay"] / scale
 
 
 def build_family(
@@ -124,7 +146,7 @@ def build_family(
     family: Family,
     hparams: Mapping[str, Any],
     *,
-    lr_scale: Mapping[ParamRole, float] | None = None,
+    lr_scale: Mapping[str, float] | None = None,
     total_steps: int | None = None,
 ) -> torch.optim.Optimizer:
     """The optimizer of ``family`` with resolved ``hparams`` over ``model`` (see :func:`build_optimizer`)."""
@@ -149,14 +171,24 @@ def build_optimizer(
     model: nn.Module,
     config: TrialConfig,
     *,
-    lr_scale: Mapping[ParamRole, float] | None = None,
+    lr_scale: Mapping[str, float] | None = None,
     total_steps: int | None = None,
 ) -> torch.optim.Optimizer:
     """The optimizer ``config`` describes, over ``model``'s role-routed parameter groups, ready to step.
 
-    ``lr_scale`` multiplies each role's LR (μP passes its per-role factors here). ``total_steps`` is the
-    trial's step budget; families with a built-in horizon (``Family.total_steps_arg``: Ranger21,
-    AdEMAMix) need it and raise ValueError without it. Schedule-free optimizers come back in train mode.
+    ``lr_scale`` multiplies each role's or parameter's LR (see :func:`role_groups`). With ``config.mup`` it
+    defaults to μP's multipliers for the family's ``mup_rule`` (``model`` must come from
+    ``build_model(..., mup=True)``; MupError otherwise), and the decay per step is kept
+    (:func:`decouple_decay_from_lr_scale`). ``total_steps`` is the trial's step budget; families with a
+    built-in horizon (``Family.total_steps_arg``: Ranger21, AdEMAMix) need it and raise ValueError
+    without it. Schedule-free optimizers come back in train mode.
     """
     family = get_family(config.family)
-    return build_family(model, family, config.resolved_hparams(), lr_scale=lr_scale, total_steps=total_steps)
+    if config.mup and lr_scale is None:
+        # The model records which dimensions scale (build_model(..., mup=True)); the family says how its
+        # update scales. MupError names the fix when the model was built without μP.
+        lr_scale = mup_lr_scales(model, family.mup_rule)
+    optimizer = build_family(model, family, config.resolved_hparams(), lr_scale=lr_scale, total_steps=total_steps)
+    if config.mup:
+        decouple_decay_from_lr_scale(optimizer)
+    return optimizer

@@ -2,102 +2,28 @@
 
 from __future__ import annotations
 
-import inspect
-from dataclasses import dataclass
-from typing import Any
-
 from torch import nn
 
 from optforge.engine.data import Dataset
-from optforge.engine.workloads.cnn import ResNet
-from optforge.engine.workloads.mlp import ACTIVATIONS, MLP
-from optforge.engine.workloads.transformer import Transformer
+from optforge.engine.workloads.builtin import WorkloadScales, build_builtin
+from optforge.engine.workloads.mup_build import build_builtin_mup, build_user_mup
 from optforge.engine.workloads.user import build_user_model
-from optforge.spec import ModelSpec, SpecError, TaskSpec
-
-
-@dataclass(frozen=True)
-class WorkloadScales:
-    """The parametrization knobs every built-in workload takes. The defaults are standard parametrization.
-
-    μP (a later step) fills these from width / base width: ``output_mult`` = base_width / width,
-    ``attn_scale`` = 1 / head_dim and ``zero_readout`` = True.
-    """
-
-    output_mult: float = 1.0
-    attn_scale: float | None = None  # None: scaled_dot_product_attention's 1/sqrt(head_dim)
-    zero_readout: bool = False
-
-
-def _error(field: str, message: str) -> SpecError:
-    return SpecError([(field, message)], "TaskSpec")
-
-
-def _check_kwargs(spec: ModelSpec, cls: type[nn.Module]) -> None:
-    reserved = {
-        "self",
-        "input_shape",
-        "n_outputs",
-        "vocab_size",
-        "seq_len",
-        "width",
-        "depth",
-        "output_mult",
-        "attn_scale",
-    }
-    allowed = [p for p in inspect.signature(cls.__init__).parameters if p not in reserved]
-    for key, value in spec.kwargs.items():
-        if key not in allowed:
-            raise _error(f"model.kwargs.{key}", f"{spec.name!r} takes only these kwargs: {', '.join(allowed)}")
-        if key == "activation" and value not in ACTIVATIONS:
-            raise _error("model.kwargs.activation", f"must be one of {list(ACTIVATIONS)}, got {value!r}")
-        if key in ("heads", "mlp_ratio") and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise _error(f"model.kwargs.{key}", f"must be a positive whole number, got {value!r}")
-    heads = spec.kwargs.get("heads")
-    if heads is not None and spec.width % heads:
-        raise _error("model.kwargs.heads", f"{heads} heads do not divide model.width {spec.width}")
-
-
-def _check_data(spec: ModelSpec, data: Dataset) -> None:
-    if spec.name == "transformer" and data.kind != "lm":
-        raise _error("model.name", f"'transformer' needs language-model (token) data; {data.name} is {data.kind}")
-    if spec.name in ("mlp", "cnn") and data.kind == "lm":
-        raise _error("model.name", f"{spec.name!r} cannot read token data ({data.name}); use 'transformer'")
-    if spec.name == "cnn" and len(data.input_shape) not in (2, 3):
-        raise _error(
-            "model.name",
-            f"'cnn' needs images (C, H, W) or (H, W); {data.name} examples have shape "
-            f"{data.input_shape}. Use 'mlp' for vectors",
-        )
-
-
-def build_builtin(spec: ModelSpec, data: Dataset, scales: WorkloadScales) -> nn.Module:
-    """The built-in workload ``spec.name``, checked against ``data`` before it is built."""
-    _check_data(spec, data)
-    size: dict[str, Any] = {"width": spec.width, "depth": spec.depth, "output_mult": scales.output_mult}
-    model: nn.Module
-    if spec.name == "transformer":
-        _check_kwargs(spec, Transformer)
-        model = Transformer(data.n_outputs, data.input_shape[0], attn_scale=scales.attn_scale, **size, **spec.kwargs)
-    else:
-        cls = ResNet if spec.name == "cnn" else MLP
-        _check_kwargs(spec, cls)
-        model = cls(data.input_shape, data.n_outputs, **size, **spec.kwargs)
-    if scales.zero_readout:
-        nn.init.zeros_(model.readout.weight)
-    return model
+from optforge.spec import TaskSpec
 
 
 def build_model(task: TaskSpec, data: Dataset, *, mup: bool = False) -> nn.Module:
     """The model ``task.model`` describes, sized for ``data`` (input shape and number of outputs).
 
     Built-in workloads mark their input and readout layers for parameter routing; a user model's roles
-    are inferred (see :mod:`optforge.engine.routing`). Raises SpecError for a model that cannot read
-    the data or bad ``model.kwargs``, EntryPointError for a broken user factory. Initialization uses
-    torch's global RNG: seed it first for a reproducible model.
+    are inferred (see :mod:`optforge.engine.routing`). ``mup=True`` returns the model in μP relative to
+    ``task.model.base_width`` (see :mod:`optforge.engine.mup`): this is the one way to get a μP model,
+    and ``build_optimizer`` reads the μP learning-rate multipliers it records. Raises SpecError for a
+    model that cannot read the data, bad ``model.kwargs`` or a model μP cannot handle, EntryPointError
+    for a broken user factory. Initialization uses torch's global RNG: seed it first for a reproducible
+    model; under μP the same seed gives the same weights as SP, apart from the μP rescaling.
     """
-    if mup:
-        raise _error("mup", "μP is not available yet; train with mup: false")
     if task.model.entrypoint is not None:
-        return build_user_model(task.model, data)
+        return build_user_mup(task.model, data) if mup else build_user_model(task.model, data)
+    if mup:
+        return build_builtin_mup(task.model, data)
     return build_builtin(task.model, data, WorkloadScales())

@@ -63,5 +63,5 @@ class ResNet(nn.Module):
         if x.ndim == 3:
             x = x.unsqueeze(1)
         h = self.act(self.norm(self.blocks(self.stem(x))))
-        out = self.readout(h.mean(dim=(2, 3)))
-        return out * self.output_mult if self.output_mult != 1.0 else out
+        pooled = h.mean(dim=(2, 3))
+        return self.readout(pooled * self.output_mult if self.output_mult != 1.0 else pooled)  # as in MLP

@@ -16,7 +16,7 @@ class MLP(nn.Module):
     """``input -> (depth - 1) hidden layers -> readout``, all ``width`` wide; inputs of any shape are flattened.
 
     ``depth`` counts the hidden activations (layers of width ``width``): depth 1 is input + readout,
-    with no hidden-to-hidden matrix. ``output_mult`` scales the readout (1 in standard
+    with no hidden-to-hidden matrix. ``output_mult`` scales the readout's input (1 in standard
     parametrization; μP sets it to base_width / width).
     """
 
@@ -41,5 +41,6 @@ class MLP(nn.Module):
         h = self.act(self.input(x.flatten(1)))
         for layer in self.hidden:
             h = self.act(layer(h))
-        out = self.readout(h)
-        return out * self.output_mult if self.output_mult != 1.0 else out
+        # μP's multiplier scales the readout's input, not its output, so the (finite-sized) bias is not
+        # scaled: this is mup.MuReadout's form.
+        return self.readout(h * self.output_mult if self.output_mult != 1.0 else h)

@@ -77,5 +77,5 @@ class Transformer(nn.Module):
         h = self.token(tokens) + self.position(positions)
         for block in self.blocks:
             h = block(h)
-        out = self.readout(self.ln_f(h))
-        return out * self.output_mult if self.output_mult != 1.0 else out
+        h = self.ln_f(h)
+        return self.readout(h * self.output_mult if self.output_mult != 1.0 else h)

@@ -9,6 +9,8 @@ whose ``forward`` maps a batch ``(B, *input_shape)`` to ``(B, n_outputs)``, or f
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch import nn
 
@@ -24,8 +26,14 @@ def expected_output_shape(data: Dataset, batch: int) -> tuple[int, ...]:
     return (batch, data.n_outputs)
 
 
-def build_user_model(spec: ModelSpec, data: Dataset) -> nn.Module:
-    """Call the user's factory and check its output shape; EntryPointError names module and function."""
+def takes_width(spec: ModelSpec) -> bool:
+    """Whether the user's factory accepts a ``width`` argument (by name or through ``**kwargs``)."""
+    params = inspect.signature(load_entrypoint(spec.entrypoint or "", field="model.entrypoint")).parameters
+    return "width" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def call_user_factory(spec: ModelSpec, data: Dataset) -> nn.Module:
+    """The module the user's factory returns for ``spec`` (unchecked: no forward pass)."""
     ref = spec.entrypoint or ""
     fn = load_entrypoint(ref, field="model.entrypoint")
     offered = {
@@ -38,6 +46,13 @@ def build_user_model(spec: ModelSpec, data: Dataset) -> nn.Module:
     model = call_with_supported(fn, offered, spec.kwargs, field="model.entrypoint")
     if not isinstance(model, nn.Module):
         raise EntryPointError(f"model.entrypoint: {ref} returned {type(model).__name__}, expected a torch.nn.Module")
+    return model
+
+
+def build_user_model(spec: ModelSpec, data: Dataset) -> nn.Module:
+    """Call the user's factory and check its output shape; EntryPointError names module and function."""
+    ref = spec.entrypoint or ""
+    model = call_user_factory(spec, data)
     was_training = model.training
     model.eval()  # no BatchNorm statistics are touched by the check
     try:
