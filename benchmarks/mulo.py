@@ -14,7 +14,8 @@ widths; 4x the widest) for ``--steps`` steps (5x the longest meta-training horiz
   ``--proxy-width`` over ``--lrs`` (seed 0), then used unchanged at ``--width``.
 
 Final train loss (on the whole training split) and validation loss after the last step, mean ± std over
-``--seeds`` seeds (model init and batch order; the data is fixed). Then the time of one training step
+``--seeds`` seeds (model init and batch order; the data is fixed), and the mean minibatch loss over the 50
+steps up to ``--mid-step`` (200, the longest meta-training horizon). Then the time of one training step
 (batch, forward, backward, optimizer step: median of ``--time-steps``) of MuLO, of MuLO with
 ``compile=True`` and of AdamW on the same μP model, as ratios: the benchmark MLP at its batch size and at
 4x it, and the built-in transformer (4096 tokens per batch). MuLO's network costs ~4.7k FLOPs per
@@ -84,27 +85,33 @@ def from_config(config: TrialConfig) -> OptimizerFactory:
     return make
 
 
-def train(task: TaskSpec, data: Dataset, row: Row) -> tuple[float, float]:
-    """Train ``row``'s optimizer on ``task``; (training-split loss, validation loss) after the last step."""
+def train(task: TaskSpec, data: Dataset, row: Row, mid_step: int) -> tuple[float, float, float]:
+    """Train ``row``'s optimizer on ``task``: (training-split loss, validation loss) after the last step, and
+    the mean minibatch loss over the 50 steps up to ``mid_step`` (the longest meta-training horizon)."""
     with torch.random.fork_rng():
         torch.manual_seed(task.seed)
         model = build_model(task, data, mup=row.mup)
         optimizer, scheduler = row.factory(model, task.steps)
         stream = MinibatchStream(data.x_train, data.y_train, task.batch_size, seed=task.seed)
         criterion = loss_function(data.kind)
-        for _ in range(task.steps):
+        window: list[float] = []
+        mid = float("nan")
+        for step in range(1, task.steps + 1):
             x, y = stream.next()
             loss = criterion(model(x), y)
             if not torch.isfinite(loss):
-                return float("nan"), float("nan")
+                return float("nan"), float("nan"), mid
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()
+            if mid_step - 50 < step <= mid_step:
+                window.append(float(loss.detach()))
+                mid = sum(window) / len(window)
         train_loss, _ = evaluate(model, data.x_train, data.y_train, data.kind, chunk_size=2048)
         val_loss, _ = evaluate(model, data.x_val, data.y_val, data.kind, chunk_size=2048)
-    return train_loss, val_loss
+    return train_loss, val_loss, mid
 
 
 def tune_muadam(args: argparse.Namespace, data: Dataset, console: Console) -> float:
@@ -113,7 +120,7 @@ def tune_muadam(args: argparse.Namespace, data: Dataset, console: Console) -> fl
     results = {}
     for lr in args.lrs:
         row = Row("μAdam", True, from_config(TrialConfig(family="adamw", hparams={"lr": lr}, mup=True)))
-        results[lr] = train(task, data, row)[1]
+        results[lr] = train(task, data, row, args.mid_step)[1]
         console.print(f"  μAdam lr {lr:g} at width {args.proxy_width}: val loss {results[lr]:.4f}", highlight=False)
     finite = {lr: v for lr, v in results.items() if v == v}
     best = min(finite, key=finite.__getitem__)
@@ -199,6 +206,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--proxy-width", type=int, default=64, help="width μAdam's LR is tuned at")
     parser.add_argument("--lrs", type=float, nargs="+", default=[3e-4, 1e-3, 3e-3, 1e-2, 3e-2])
+    parser.add_argument(
+        "--mid-step",
+        type=int,
+        default=200,
+        help="also report the minibatch loss here (the longest meta-training horizon)",
+    )
     parser.add_argument("--time-steps", type=int, default=10)
     parser.add_argument(
         "--threads", type=int, default=1, help="torch threads (1: the numbers do not depend on load balance)"
@@ -239,22 +252,24 @@ def main() -> None:
     for row in rows:
         if not wanted(row.name):
             continue
-        train_losses, val_losses = [], []
+        train_losses, val_losses, mid_losses = [], [], []
         for seed in range(args.seeds):
-            tr, va = train(task_at(args.width, args.depth, args.steps, args.batch, seed, args.n_samples), data, row)
+            task = task_at(args.width, args.depth, args.steps, args.batch, seed, args.n_samples)
+            tr, va, mid = train(task, data, row, args.mid_step)
             train_losses.append(tr)
             val_losses.append(va)
-            console.print(f"  {row.name} seed {seed}: train {tr:.4f} val {va:.4f}")
-        results[row.name] = {"train": train_losses, "val": val_losses}
+            mid_losses.append(mid)
+            console.print(f"  {row.name} seed {seed}: train {tr:.4f} val {va:.4f} (step {args.mid_step}: {mid:.4f})")
+        results[row.name] = {"train": train_losses, "val": val_losses, "mid": mid_losses}
 
     table = Table(
         title=f"held-out teacher-student (10 classes, {data.n_train} training examples), MLP width {args.width} "
         f"depth {args.depth}, {args.steps} steps, batch {args.batch}, {args.seeds} seeds"
     )
-    for column in ("optimizer", "final train loss", "final val loss"):
+    for column in ("optimizer", f"train loss at step {args.mid_step}", "final train loss", "final val loss"):
         table.add_column(column, justify="left" if column == "optimizer" else "right")
     for name, res in results.items():
-        table.add_row(name, mean_std(res["train"]), mean_std(res["val"]))
+        table.add_row(name, mean_std(res["mid"]), mean_std(res["train"]), mean_std(res["val"]))
     console.print(table)
 
     times = [] if args.skip_timing else timing(args, data)

@@ -69,6 +69,7 @@ class TransferCandidate(StrictModel):
     target_std: float | None = None
     target_values: list[float | None] = Field(default_factory=list, description="each target seed's final metric")
     target_trial_ids: list[str] = Field(default_factory=list)
+    target_seeds: list[int] = Field(default_factory=list)
 
 
 class TransferResult(StrictModel):
@@ -105,7 +106,7 @@ class TransferResult(StrictModel):
                     mean=c.target_mean,
                     std=c.target_std,
                     n=sum(v is not None for v in c.target_values),
-                    seeds=[],
+                    seeds=c.target_seeds,
                     proxy_width=self.proxy_width,
                     target_width=self.target_width,
                 )
@@ -287,6 +288,7 @@ def _candidates(
             target_std=std,
             target_values=finals,
             target_trial_ids=[r.trial_id for r in runs],
+            target_seeds=[r.seed for r in runs],
         )
         scored.append(((key, proxy_rank), candidate))
     scored.sort(key=lambda item: item[0])

@@ -137,7 +137,9 @@ def test_cli_submit_prints_the_id_and_cancel_stops_a_queued_study(
 def test_events_arrive_live_while_the_study_runs(live: Live, bobs_cli_wait: CliWait) -> None:
     # bobs_cli_wait: bob's CLI study is already running in another process, alongside this one
     with Client(live.service.url, live.alice) as client:
-        study = client.submit(SPEC)
+        # Long enough (thousands of steps) that the run outlasts the first result by far more than one stream
+        # poll: with SPEC's 20 steps a fast machine finished the study before the status request came back.
+        study = client.submit({**SPEC, "task": {**SPEC["task"], "steps": 3000, "eval_every": 100}})
         kinds, status_at_first_result = [], None
         for event in study.events():
             kinds.append(event.kind)

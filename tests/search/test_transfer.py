@@ -78,6 +78,7 @@ def test_the_top_k_are_rerun_at_the_target_with_seeds_and_the_best_wins(
         assert agreement is not None and abs(agreement) == pytest.approx(1.0)
     stored = result.best_configs()
     assert stored and all((b.proxy_width, b.target_width, b.n) == (16, 64, 2) for b in stored)
+    assert all(sorted(b.seeds) == [0, 1] for b in stored)
 
 
 def test_events_tell_the_phases_and_widths_apart(transfer: tuple[TransferResult, list[StudyEvent]]) -> None:

@@ -19,10 +19,12 @@ output by ~lr x fan_in, hence 1/r_in ("Tensor Programs V", Table 3 / ``mup.MuAda
 the gradient itself, whose size already carries the fan-in factors; vector-like weights then need
 ``x r`` (Table 3's SGD row / ``mup.MuSGD``). A spectral update (Muon, Shampoo, SOAP) is normalized per
 matrix; the spectral condition (Yang, Simon & Bernstein 2023) asks for an update of spectral norm
-~sqrt(fan_out / fan_in), hence sqrt(r_out / r_in), which is 1 when both dims grow together.
+~sqrt(fan_out / fan_in), hence sqrt(r_out / r_in), which is 1 when both dims grow together. (Coordinate
+checks find only Muon's update spectral in the end; AdaMuon, grafted Shampoo and SOAP behave adaptive:
+docs/mup.md.)
 
-The readout's 1/width output multiplier and zero init (applied by :func:`optforge.engine.mup.parametrize`)
-are what let the readout keep multiplier 1 under the adaptive rule.
+The readout's 1/width output multiplier (applied by :func:`optforge.engine.mup.parametrize`) is what lets
+the readout keep LR multiplier 1 under the adaptive rule.
 """
 
 from __future__ import annotations

@@ -119,7 +119,7 @@ def growth(records: Sequence[CoordRecord], parametrization: Parametrization, *, 
     """Per layer, how much its mean |output| at ``step`` changes from the narrowest to the widest width, as
     the slope of log(value) against log(width) times log(widest / narrowest): about 1 when flat, 16 when it
     grows in proportion to width over a 16x range. Least squares over all widths, so one noisy width does not
-    decide it. Layers that are exactly zero at some width (μP's readout at step 0) are left out."""
+    decide it. Layers that are exactly zero at some width (a zero readout at step 0) are left out."""
     by_layer: dict[str, list[tuple[float, float]]] = {}
     for r in records:
         if r.parametrization == parametrization and r.step == step:
