@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 Value = float | int | bool | str
+# A bound as it travels in JSON: a number, or "Infinity"/"-Infinity" for an open end (the schema says so,
+# so that clients generated from the OpenAPI schema accept what the registry sends).
+_BOUND_SCHEMA = {"anyOf": [{"type": "number"}, {"type": "string", "enum": ["Infinity", "-Infinity"]}]}
+Bounds = Annotated[
+    tuple[float, float],
+    WithJsonSchema({"type": "array", "prefixItems": [_BOUND_SCHEMA, _BOUND_SCHEMA], "minItems": 2, "maxItems": 2}),
+]
 
 
 class HParam(BaseModel):
@@ -36,7 +43,7 @@ class HParam(BaseModel):
     high: float | None = None
     scale: Literal["log", "linear", "log1m"] = "log"
     choices: tuple[Value, ...] | None = None
-    valid: tuple[float, float] = (-math.inf, math.inf)
+    valid: Bounds = (-math.inf, math.inf)
     valid_open: tuple[bool, bool] = (False, False)
     searched: bool = Field(True, description="part of the default search space")
     doc: str = ""

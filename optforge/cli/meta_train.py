@@ -4,6 +4,10 @@ Writes into the spec's ``output_dir``: ``checkpoint.pt`` (every ``checkpoint_eve
 continues from it), ``meta_loss.jsonl`` (one meta-loss point per outer step), ``meta_loss.png`` (its
 plot), ``weights.pt`` (the final learned-optimizer weights, loadable with ``MuLO(..., weights=PATH)``)
 and ``summary.json`` (wall time, CPU-hours, evaluation meta-loss before and after).
+
+With ``--database-url`` the run is also recorded in optforge's database (its meta-loss curve and every
+checkpoint's weights), where the status page's learned-optimizers page shows it; ``--resume`` continues the
+run recorded for the same name and output directory.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import json
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -20,7 +24,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from optforge.cli._errors import bad_input
 from optforge.learned_opt.meta.spec import MetaTrainSpec
-from optforge.spec import SpecError, load_spec, read_mapping
+from optforge.spec import SpecError, StudyStatus, load_spec, read_mapping
+
+if TYPE_CHECKING:
+    from optforge.service.meta_recorder import StorageMetaRecorder
 
 SUMMARY = "summary.json"
 
@@ -51,6 +58,13 @@ def meta_train(
     steps: Annotated[int | None, typer.Option(help="override outer.steps")] = None,
     workers: Annotated[int | None, typer.Option(help="Ray workers (0: run in this process)")] = None,
     ray_address: Annotated[str | None, typer.Option(help="an existing Ray cluster to use")] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="also record the run (meta-loss, checkpoints) in this optforge database, for the status page",
+        ),
+    ] = None,
 ) -> None:
     """Meta-train the learned optimizer described in SPEC with persistent evolution strategies."""
     meta = load_meta_spec(
@@ -70,7 +84,8 @@ def meta_train(
         )
     if not resume and log.path.exists():
         log.path.unlink()
-    trainer = MetaTrainer(meta, callbacks=[log])
+    recorder = open_recorder(database_url, meta, resume=resume) if database_url else None
+    trainer = MetaTrainer(meta, callbacks=[log] if recorder is None else [log, recorder])
     progress = Progress(
         TextColumn("[bold]meta-train[/] {task.description}"),
         BarColumn(),
@@ -92,7 +107,12 @@ def meta_train(
             if not console.is_terminal:
                 console.print(f"step {step}/{total}: {status}", highlight=False)
 
-        result = trainer.run(resume=resume, on_step=on_step)
+        try:
+            result = trainer.run(resume=resume, on_step=on_step)
+        except BaseException as exc:  # Ctrl-C included: the stored run says it stopped, and --resume reopens it
+            close_recorder(recorder, StudyStatus.FAILED, f"{type(exc).__name__}: {exc}".rstrip(": "))
+            raise
+        close_recorder(recorder, StudyStatus.COMPLETED)
     plot_meta_loss(result.points, out / PLOT, title=f"{meta.name} ({meta.parametrization}) meta-training")
     evals = [p.metrics["eval_meta_loss"] for p in result.points if "eval_meta_loss" in p.metrics]
     summary = {
@@ -113,3 +133,45 @@ def meta_train(
         + f"weights in {result.weights_path}",
         highlight=False,
     )
+
+
+def open_recorder(database_url: str, meta: MetaTrainSpec, *, resume: bool) -> StorageMetaRecorder:
+    """The storage callback of this run: a new stored run, or with ``resume`` the one recorded for the same
+    name and output directory (reopened; a new one if none was recorded)."""
+    from optforge.service.meta_recorder import StorageMetaRecorder
+    from optforge.storage.database import Storage
+    from optforge.storage.errors import StorageError
+    from optforge.storage.repo import learned as learned_repo
+
+    # The absolute output directory identifies the run for a later --resume, whatever the working directory.
+    spec = meta.model_dump(mode="json") | {"output_dir": str(Path(meta.output_dir).resolve())}
+    try:
+        storage = Storage.open(database_url)
+    except (StorageError, OSError) as exc:
+        raise typer.BadParameter(f"cannot open the database: {exc}", param_hint="--database-url") from exc
+    with storage.session() as session:
+        earlier = [
+            r
+            for r in learned_repo.list_meta_runs(session, name=meta.name)
+            if r.spec.get("output_dir") == spec["output_dir"]
+        ]
+        leases = learned_repo.get_meta_run_leases(session, run_ids=[r.id for r in earlier])
+        mine = [r for r in earlier if leases[r.id].claim_count == 0]  # never a service job's run
+        if resume and mine:
+            run = learned_repo.reopen_meta_run(session, run_id=mine[0].id, spec=spec)
+        else:
+            run = learned_repo.create_meta_run(session, name=meta.name, spec=spec)
+    return StorageMetaRecorder(storage, run.id, meta)
+
+
+def close_recorder(recorder: StorageMetaRecorder | None, status: StudyStatus, error: str | None = None) -> None:
+    """Record how the run ended, and close its database."""
+    if recorder is None:
+        return
+    from optforge.storage.repo import learned as learned_repo
+
+    try:
+        with recorder.storage.session() as session:
+            learned_repo.set_meta_run_status(session, run_id=recorder.run_id, status=status, error=error)
+    finally:
+        recorder.storage.close()

@@ -18,6 +18,7 @@ from optforge.client._progress import ProgressKind, make_progress
 from optforge.client._retry import RetryPolicy
 from optforge.client._sse import SSEDecoder
 from optforge.client._study import DEFAULT_POLL_INTERVAL, StudyView, WaitClock, final_check
+from optforge.learned_opt.meta.public import MetaRunPublic, MetaRunsPublic
 from optforge.spec import MetricPoint, StudyStatus, TrialStatus
 from optforge.spec._api import (
     BestsPublic,
@@ -199,6 +200,20 @@ class AsyncClient:
                 await anyio.sleep(state.reconnect_delay(None))
 
     # --- results and registry ------------------------------------------------------------------------------
+
+    # --- meta-training runs (the learned optimizer) ---------------------------------------------------------
+
+    async def submit_meta_run(self, spec: proto.MetaSpecLike) -> MetaRunPublic:
+        return await self._get(proto.submit_meta_run_call(proto.coerce_meta_spec(spec)), MetaRunPublic)
+
+    async def meta_runs(self, *, name: str | None = None, limit: int = 50, offset: int = 0) -> list[MetaRunPublic]:
+        return (await self._get(proto.meta_runs_call(name, limit, offset), MetaRunsPublic)).data
+
+    async def meta_run(self, run_id: int) -> MetaRunPublic:
+        return await self._get(proto.meta_run_call(run_id), MetaRunPublic)
+
+    async def cancel_meta_run(self, run_id: int) -> MetaRunPublic:
+        return await self._get(proto.cancel_meta_run_call(run_id), MetaRunPublic)
 
     async def recommend(self, task: proto.TaskLike, *, limit: int = 5) -> list[RecommendationPublic]:
         """Stored configurations for the tasks closest to ``task`` (a TaskSpec, dict, or file), nearest first."""

@@ -56,11 +56,17 @@ class Best(BestPublic):
         return Built(optimizer, build_scheduler(optimizer, self.config, steps))
 
     def summary(self) -> str:
-        """One line: family + schedule, the metric's mean ± std over seeds."""
+        """One line: family + schedule, the metric's mean ± std over seeds; for a μTransfer study also the width
+        it was confirmed at (the seeds ran there) and the proxy width it was tuned at."""
         spread = f" ± {self.stats.std:.4g}" if self.stats.std is not None else ""
+        widths = (
+            f" at width {self.target_width}, tuned at width {self.proxy_width} (μTransfer)"
+            if self.proxy_width is not None and self.target_width is not None
+            else ""
+        )
         return (
             f"{self.config.family} + {self.config.schedule}: {self.metric} {self.stats.mean:.6g}{spread} "
-            f"over {self.stats.n} seed(s)"
+            f"over {self.stats.n} seed(s){widths}"
         )
 
 

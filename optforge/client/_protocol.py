@@ -34,6 +34,7 @@ from optforge.client.exceptions import (
     ValidationFailed,
     error_class,
 )
+from optforge.learned_opt.meta.spec import MetaTrainSpec  # pydantic only: no torch
 from optforge.spec import (
     SpecError,
     StudyEventKind,
@@ -57,6 +58,7 @@ DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 STREAM_READ_TIMEOUT = 45.0
 
 SpecLike = StudySpec | Mapping[str, Any] | str | Path
+MetaSpecLike = MetaTrainSpec | Mapping[str, Any] | str | Path
 TaskLike = TaskSpec | Mapping[str, Any] | str | Path
 
 
@@ -196,6 +198,31 @@ def bests_call(study_id: int) -> Call:
 def recommend_call(task: TaskSpec, limit: int) -> Call:
     body = task.model_dump(mode="json", exclude_unset=True)
     return Call("POST", "/configs/recommend", params={"limit": limit}, body=body)  # a read: safe to repeat
+
+
+def coerce_meta_spec(spec: MetaSpecLike) -> MetaTrainSpec:
+    """A MetaTrainSpec from a model, a dict, a YAML/JSON file path or YAML/JSON text; ValidationFailed otherwise."""
+    try:
+        return load_spec(MetaTrainSpec, spec)  # type: ignore[arg-type]
+    except SpecError as exc:
+        raise _local_errors(exc) from None
+
+
+def submit_meta_run_call(spec: MetaTrainSpec) -> Call:
+    # Not idempotent, like submit_call: a retried POST could queue a second run.
+    return Call("POST", "/meta-runs", body=spec.model_dump(mode="json", exclude_unset=True), idempotent=False)
+
+
+def meta_runs_call(name: str | None, limit: int, offset: int) -> Call:
+    return Call("GET", "/meta-runs", params={"name": name, "limit": limit, "offset": offset})
+
+
+def meta_run_call(run_id: int) -> Call:
+    return Call("GET", f"/meta-runs/{run_id}")
+
+
+def cancel_meta_run_call(run_id: int) -> Call:
+    return Call("POST", f"/meta-runs/{run_id}/cancel")  # cancelling twice is cancelling once
 
 
 def families_call() -> Call:

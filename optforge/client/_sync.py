@@ -19,6 +19,7 @@ from optforge.client._progress import ProgressKind, make_progress
 from optforge.client._retry import RetryPolicy
 from optforge.client._sse import SSEDecoder
 from optforge.client._study import DEFAULT_POLL_INTERVAL, StudyView, WaitClock, final_check
+from optforge.learned_opt.meta.public import MetaRunPublic, MetaRunsPublic
 from optforge.spec import MetricPoint, StudyStatus, TrialStatus
 from optforge.spec._api import (
     BestsPublic,
@@ -194,6 +195,25 @@ class Client:
                 return
             if received == 0:
                 time.sleep(state.reconnect_delay(None))
+
+    # --- meta-training runs (the learned optimizer) ---------------------------------------------------------
+
+    def submit_meta_run(self, spec: proto.MetaSpecLike) -> MetaRunPublic:
+        """Queue a meta-training run of the learned optimizer. ``spec``: a MetaTrainSpec, a dict, a YAML/JSON
+        file path or text (validated here first, then against the service's limits: ValidationFailed)."""
+        return self._get(proto.submit_meta_run_call(proto.coerce_meta_spec(spec)), MetaRunPublic)
+
+    def meta_runs(self, *, name: str | None = None, limit: int = 50, offset: int = 0) -> list[MetaRunPublic]:
+        """Meta-training runs (of the learned optimizer ``name``, if given), newest first."""
+        return self._get(proto.meta_runs_call(name, limit, offset), MetaRunsPublic).data
+
+    def meta_run(self, run_id: int) -> MetaRunPublic:
+        """One meta-training run: status, outer steps done, last meta-loss, checkpoints."""
+        return self._get(proto.meta_run_call(run_id), MetaRunPublic)
+
+    def cancel_meta_run(self, run_id: int) -> MetaRunPublic:
+        """Cancel a meta-training run (its checkpoints stay); a finished one is unchanged."""
+        return self._get(proto.cancel_meta_run_call(run_id), MetaRunPublic)
 
     # --- results and registry ------------------------------------------------------------------------------
 

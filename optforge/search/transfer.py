@@ -11,8 +11,14 @@
    proxy ranked the candidates (Spearman's rho and Kendall's tau between proxy and target ranks).
 
 Both widths share ``task.model.base_width``, which is what makes the proxy's learning rates mean the
-same at the target. Events reach ``reporter`` as in :func:`run_study` (see
-:mod:`optforge.search.recorder`), with these differences so a caller can tell the phases apart:
+same at the target.
+
+Resuming (``resume=True``): the proxy phase resumes as :func:`run_study` does. The target phase keeps its
+Tune state in a folder named after its candidates and seeds, so it resumes only when the resumed proxy
+phase hands on the same ones (re-seeded proxy runs may not repeat exactly on a GPU); else it runs afresh.
+
+Events reach ``reporter`` as in :func:`run_study` (see :mod:`optforge.search.recorder`), with these
+differences so a caller can tell the phases apart:
 
 - every event carries ``data["width"]``, the width its trials train at;
 - proxy events keep their phase (``"search"``, ``"reseed"``); the proxy's ``started`` carries
@@ -29,6 +35,8 @@ same at the target. Events reach ``reporter`` as in :func:`run_study` (see
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import time
@@ -240,6 +248,15 @@ def _same_config(a: TrialConfig, b: TrialConfig) -> bool:
     return True
 
 
+def _target_storage(storage_path: str | Path | None, configs: Sequence[TrialConfig], seeds: int) -> Path | None:
+    """Where the target phase keeps its Tune state: a folder per candidate list, so a resume restores a
+    target phase only if it confirms exactly these configurations with these seeds."""
+    if storage_path is None:
+        return None
+    text = json.dumps([[c.model_dump(mode="json") for c in configs], seeds], sort_keys=True)
+    return Path(storage_path) / f"target-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
 def _target_runs(target: StudyResult, config: TrialConfig) -> list[TrialSummary]:
     return [t for t in [*target.trials, *target.reseeds] if _same_config(t.config, config)]
 
@@ -304,11 +321,16 @@ def run_transfer(
     storage_path: str | Path | None = None,
     resume: bool = False,
     warm_start_configs: Sequence[TrialConfig] = (),
+    merge_proxy: Callable[[StudyResult], StudyResult] | None = None,
 ) -> TransferResult:
     """Run the μTransfer study ``spec`` (``search.proxy`` set): tune at the proxy width, confirm the top-k at the
     target width, return the winner. Arguments as in :func:`optforge.search.run_study`, whose two runs share
-    ``storage_path`` (as ``<name>-proxy`` and ``<name>-target``) and ``resume``. Raises SpecError naming the
-    field for an unusable proxy width."""
+    ``storage_path`` (as ``<name>-proxy`` and ``target-<candidates>/<name>-target``) and ``resume``.
+
+    ``merge_proxy`` receives the proxy phase's result and returns the one the top-k are chosen from: a
+    resumed caller ranks in the proxy trials an earlier attempt finished that this run never saw (a restored
+    Tune forgets the trials started after its last snapshot). Raises SpecError naming the field for an
+    unusable proxy width."""
     from optforge.search.runner import run_study  # Ray loads only once a study really runs
 
     spec = load_spec(StudySpec, spec)
@@ -325,6 +347,8 @@ def run_transfer(
         warm_start_configs=warm_start_configs,
         **common,
     )
+    if merge_proxy is not None:
+        proxy = merge_proxy(proxy)
     proxied = _proxy_candidates(proxy, proxy_spec, proxy_cfg.top_k)
     target: StudyResult | None = None
     if proxied and proxy.status != "cancelled" and not (should_stop and should_stop()):
@@ -340,7 +364,9 @@ def run_transfer(
             source_trial_ids=[t for _, t, _ in proxied],
         )
         target = run_study(
-            target_study(spec, configs, proxy_cfg.seeds), reporter=_Relay(reporter, tw, target=True), **common
+            target_study(spec, configs, proxy_cfg.seeds),
+            reporter=_Relay(reporter, tw, target=True),
+            **{**common, "storage_path": _target_storage(storage_path, configs, proxy_cfg.seeds)},
         )
     candidates = _candidates(spec, target, proxied) if target is not None else []
     by_proxy = sorted(candidates, key=lambda c: c.proxy_rank)

@@ -9,10 +9,15 @@ startup opened.
 
 from __future__ import annotations
 
+import errno
+import gc
 import importlib.util
 import logging
+import os
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import anyio
 import ray
@@ -38,13 +43,61 @@ log = logging.getLogger("optforge.service")
 # two and holds the GIL most of it; a few threads keep the database busy, while dozens would only queue
 # on the GIL and delay the event loop (at 50 concurrent pollers, anyio's default 40 tripled p99).
 DB_THREADS = 4
+# The start-up write probe of the data directory. The empty SQLite schema takes ~150 KB and a study of a
+# few hundred trials about as much again, so a disk with less room than this would fail the first study
+# half-way; writing and dropping 1 MiB costs milliseconds.
+DATA_DIR_PROBE_BYTES = 1 << 20
+_DATA_DIR_OPTION = "--data-dir (OPTFORGE_DATA_DIR)"
 
 
 class ServiceStartupError(RuntimeError):
     """The service cannot start; the message says what to fix."""
 
 
+def check_data_dir(path: Path) -> None:
+    """Create ``path`` if needed and write (then drop) a 1 MiB probe file in it.
+
+    Raises ServiceStartupError, naming the directory, what is wrong and the fix, when it is a file, cannot
+    be created, is not writable, or has no room (a full disk, a quota, a file-size limit). The SQLite
+    database and Ray Tune's experiment state live there: finding out at start beats failing a study.
+    """
+    if path.exists() and not path.is_dir():
+        raise ServiceStartupError(
+            f"data_dir {path} is a file, not a directory: point {_DATA_DIR_OPTION} at a directory"
+        )
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        # An unnamed file (O_TMPFILE on Linux): nothing is left behind, even if the process dies here.
+        with tempfile.TemporaryFile(dir=path, prefix=".optforge-probe-") as probe:
+            probe.write(b"\0" * DATA_DIR_PROBE_BYTES)
+            probe.flush()
+            os.fsync(probe.fileno())  # a full disk may only say so when the data reaches it
+    except OSError as exc:
+        raise ServiceStartupError(_data_dir_problem(path, exc)) from exc
+
+
+def _data_dir_problem(path: Path, exc: OSError) -> str:
+    reason = exc.strerror or type(exc).__name__
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return (
+            f"data_dir {path} has no room: writing a {DATA_DIR_PROBE_BYTES >> 20} MiB probe failed ({reason}). "
+            f"It holds the database and the studies' search state: free some space there, or point "
+            f"{_DATA_DIR_OPTION} at a disk with room"
+        )
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST):
+        return (
+            f"data_dir {path} cannot be created ({reason}: a part of the path is a file): point "
+            f"{_DATA_DIR_OPTION} at a directory"
+        )
+    return (
+        f"data_dir {path} is not writable ({reason}): give the user running optforge (uid {os.getuid()}) write "
+        f"access, or point {_DATA_DIR_OPTION} at a writable directory"
+    )
+
+
 def _open_storage(settings: Settings) -> Storage:
+    """Check the data directory, then open (and migrate) the configured database."""
+    check_data_dir(Path(settings.data_dir).expanduser())
     url = settings.resolved_database_url()
     try:
         return Storage.open(url)
@@ -96,6 +149,17 @@ def start_service(settings: Settings, storage: Storage | None = None) -> Service
     )
 
 
+def freeze_startup_objects() -> None:
+    """Move every object alive after start-up (modules, Ray, FastAPI's routes and schemas: ~10^6 objects) out
+    of the garbage collector's reach, so a full collection scans only what requests allocate since.
+
+    Measured under 50 polling clients: each full collection of the unfrozen heap held the GIL for 0.3-0.9 s
+    (most of the p99). Frozen objects are still freed by reference counting; only cycles among them stay.
+    """
+    gc.collect()  # freeze what start-up keeps, not the garbage it left
+    gc.freeze()
+
+
 def stop_service(state: ServiceState) -> None:
     """Stop the scheduler (queueing its running studies again) and close what ``start_service`` opened."""
     state.scheduler.stop()
@@ -119,6 +183,7 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
         state = start_service(settings, storage)
         state.db_limiter = anyio.CapacityLimiter(DB_THREADS)
         app.state.optforge = state
+        freeze_startup_objects()
         try:
             yield
         finally:
@@ -155,4 +220,4 @@ def _mount_web(app: FastAPI) -> None:
         return RedirectResponse("/docs")
 
 
-__all__ = ["API_PREFIX", "ServiceStartupError", "create_app", "start_service", "stop_service"]
+__all__ = ["API_PREFIX", "ServiceStartupError", "check_data_dir", "create_app", "start_service", "stop_service"]

@@ -11,6 +11,12 @@ stay exactly as they were; trials that were running are marked cancelled ("inter
 their budget again. A trial that finished after the last snapshot and is re-run by the restored Tune is
 not written twice: its stored result is kept. The best configurations are ranked over the trials of
 every attempt.
+
+μTransfer studies (``search.proxy`` set) run through :func:`optforge.search.transfer.run_transfer`. Their
+proxy trials are stored as the search reports them (phase ``search``, at the proxy width), the target
+width's runs as phase ``transfer`` (``TRANSFER_PHASE``), every trial with the width it trained at. On a
+resume, the proxy trials an earlier attempt finished are ranked in before the top-k are chosen, as in a
+plain study; see ``StudyRun._search`` for the target phase.
 """
 
 from __future__ import annotations
@@ -64,6 +70,15 @@ transient = retry(
     reraise=True,
 )
 INTERRUPTED = "interrupted: the service running this trial stopped; its budget runs again after the resume"
+# The phase a μTransfer study's target-width runs are stored under. The search's events call it "target"
+# (optforge.search.transfer); storage, the API and the status page (web/transfer.py) know it by this name.
+TRANSFER_PHASE = "transfer"
+
+
+def stored_phase(data: dict[str, Any]) -> str:
+    """The phase a trial event's trial is stored under: the event's own, with μTransfer's target → transfer."""
+    phase = str(data.get("phase", "search"))
+    return TRANSFER_PHASE if phase == "target" else phase
 
 
 @dataclass(frozen=True)
@@ -171,8 +186,9 @@ class StorageReporter:
                 key=key,
                 config=TrialConfig.model_validate(data["config"]) if "config" in data else self._config(session, key),
                 status=TrialStatus.RUNNING,
-                phase=str(data.get("phase", "search")),
+                phase=stored_phase(data),
                 seed=data.get("seed"),
+                width=data.get("width"),  # μTransfer events carry it (proxy or target); a plain study's do not
                 resources=data.get("resources"),
                 attempt=data.get("attempt") if kind == StudyEventKind.TRIAL_STARTED else None,
             )
@@ -238,19 +254,36 @@ def _summary(record: TrialRecord) -> Any:
 
 
 def merged_result(result: Any, previous: list[TrialRecord], detail: StudyDetail) -> Any:
-    """``result`` (this attempt's StudyResult) with the trials earlier attempts finished ranked in."""
-    if not previous:
-        return result
+    """``result`` (a StudyResult of this attempt) with the search trials earlier attempts finished ranked in."""
     from optforge.search import ranking
 
     fresh = {t.trial_id for t in [*result.trials, *result.reseeds]}
-    old = [_summary(t) for t in previous if t.key not in fresh]
+    old = [_summary(t) for t in previous if t.key not in fresh and t.phase == "search"]
+    if not old:
+        return result
     task, search = detail.spec.task, detail.spec.search
     trials = ranking.rank(
-        [*result.trials, *(t for t in old if t.phase == "search")], lambda t: t.result,
+        [*result.trials, *old], lambda t: t.result,
         mode=task.mode, objective=search.objective, unit=search.time_to_target_unit,
     )  # fmt: skip
     return result.model_copy(update={"trials": [t.model_copy(update={"rank": i}) for i, t in enumerate(trials)]})
+
+
+def final_summary(result: Any) -> dict[str, Any]:
+    """What the study's ``finished`` event adds to the search's: the winner, and for a μTransfer study both
+    widths and how well the proxy ranked the candidates it handed on (Spearman's rho, Kendall's tau)."""
+    from optforge.search.transfer import TransferResult
+
+    best = result.best_config
+    summary = {"best_config": best.model_dump(mode="json") if best else None, "best_value": result.best_value}
+    if isinstance(result, TransferResult):
+        summary.update(
+            proxy_width=result.proxy_width,
+            target_width=result.target_width,
+            spearman=result.spearman,
+            kendall=result.kendall,
+        )
+    return summary
 
 
 def tune_dir(data_dir: str, study_id: int) -> Path:
@@ -287,20 +320,17 @@ class StudyRun:
                 "study %s: attempt %d, %d finished trials kept, %d interrupted, %d warm-start configs",
                 self.study_id, detail.claim_count, len(done), interrupted, len(warm),
             )  # fmt: skip
-            result = self._search(detail, reporter, keeper, warm)
+            result = self._search(detail, reporter, keeper, warm, done)
             if keeper.lost is not None:
                 return f"lease lost: {keeper.lost}"
             if self.stopping.is_set() and not keeper.cancelled:
                 return self._give_back()
-            result = merged_result(result, done, detail)
             with self.storage.session() as session:
                 best_repo.save_best_configs(session, study_id=self.study_id, configs=result.best_configs())
             status = (
                 StudyStatus.CANCELLED if keeper.cancelled or result.status == "cancelled" else StudyStatus.COMPLETED
             )
-            best = result.best_config
-            summary = {"best_config": best.model_dump(mode="json") if best else None, "best_value": result.best_value}
-            return self._finish(status, reporter, data=summary)
+            return self._finish(status, reporter, data=final_summary(result))
         except Exception as exc:
             if keeper.lost is not None:
                 return f"lease lost: {keeper.lost}"
@@ -311,19 +341,43 @@ class StudyRun:
             keeper.close()
 
     def _search(
-        self, detail: StudyDetail, reporter: StorageReporter, keeper: LeaseKeeper, warm: list[TrialConfig]
+        self,
+        detail: StudyDetail,
+        reporter: StorageReporter,
+        keeper: LeaseKeeper,
+        warm: list[TrialConfig],
+        done: list[TrialRecord],
     ) -> Any:
+        """This attempt's search with the trials earlier attempts finished ranked in: a StudyResult, or a
+        TransferResult for a μTransfer study (``search.proxy`` set)."""
         from optforge.search import run_study
+        from optforge.search.transfer import run_transfer
 
         os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", TUNE_SNAPSHOT_S)
-        return run_study(
-            detail.spec,
-            reporter=reporter,
-            should_stop=keeper.should_stop,
-            storage_path=tune_dir(self.options.data_dir, self.study_id),
-            resume=detail.claim_count > 1,
-            warm_start_configs=warm,
-        )
+        common: dict[str, Any] = {
+            "reporter": reporter,
+            "should_stop": keeper.should_stop,
+            "storage_path": tune_dir(self.options.data_dir, self.study_id),
+            "resume": detail.claim_count > 1,
+            "warm_start_configs": warm,
+        }
+        if detail.spec.search.proxy is None:
+            return merged_result(run_study(detail.spec, **common), done, detail)
+        # Resuming a μTransfer study: the proxy trials earlier attempts finished are ranked in before the top-k
+        # are chosen, as in a plain study. The target phase needs nothing from storage: run_transfer restores
+        # its Tune state when the candidates are the same (else runs it afresh), so this attempt's target study
+        # holds every run the winner and the rank agreement are computed from. Rows an earlier attempt stored
+        # for target runs that now run again stay, as a plain study's re-seeds do.
+        proxy_done = [t for t in done if t.phase == "search"]
+        return run_transfer(detail.spec, merge_proxy=lambda proxy: merged_result(proxy, proxy_done, detail), **common)
+
+    @transient
+    def _give_back(self) -> str:
+        """The service is stopping: queue the study again for the next start. Its Tune state stays in
+        ``tune_dir`` (unlike ``_finish``), so that attempt resumes the search."""
+        with self.storage.session() as session:
+            studies_repo.release_study(session, study_id=self.study_id, worker=self.options.worker)
+        return "given back"
 
     def _refuse(self, detail: StudyDetail) -> str | None:
         task = detail.spec.task

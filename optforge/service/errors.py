@@ -1,9 +1,10 @@
 """One error shape for every failure: ``{"detail": [{"loc": [...], "msg": ..., "type": ...}]}``.
 
 Validation errors keep pydantic's field paths but drop the echoed ``input`` (it may be a megabyte of
-garbage, or a secret the user pasted into the wrong field). HTTP errors raised anywhere become the same
-shape with ``loc`` naming the part of the request at fault. Storage errors map to 404/409/503. Anything
-else is logged with its traceback and answered with a 500 that says only that it was logged.
+garbage, or a secret the user pasted into the wrong field); messages and path parts that quote a huge value
+are clipped in the middle. HTTP errors raised anywhere become the same shape with ``loc`` naming the part
+of the request at fault. Storage errors map to 404/409/503. Anything else is logged with its traceback and
+answered with a 500 that says only that it was logged.
 """
 
 from __future__ import annotations
@@ -49,8 +50,34 @@ def not_found(resource: str, key: object) -> ApiError:
     return ApiError(404, f"no {resource} with id {key}", loc=("path", f"{resource}_id"), type="not_found")
 
 
+# Longest message and path part an error carries. Messages quote the value at fault ("unknown optimizer
+# family '...'; choose one of: ..."), and a 1 MB value would come back whole: its middle is cut instead,
+# which keeps the start of the value and the end of the message, where the fix is. 1,000 characters hold
+# every real message (the longest, naming every family, is ~400).
+MAX_MSG_CHARS = 1000
+MAX_LOC_CHARS = 200  # a path part is a field name or a dict key: a longer one is a pasted value
+
+
+def clip(text: str, limit: int) -> str:
+    """``text``, or its two ends around a marker saying how much was cut when it is longer than ``limit``."""
+    if len(text) <= limit:
+        return text
+    head = limit // 4
+    tail = limit - head
+    return f"{text[:head]}...[{len(text) - head - tail} characters cut]...{text[-tail:]}"
+
+
 def error_response(status_code: int, details: list[ErrorDetail], headers: dict[str, str] | None = None) -> JSONResponse:
-    body = ErrorPublic(detail=details).model_dump(mode="json")
+    """The ``ErrorPublic`` response, with over-long messages and path parts clipped (``clip``)."""
+    clipped = [
+        ErrorDetail(
+            loc=[clip(p, MAX_LOC_CHARS) if isinstance(p, str) else p for p in d.loc],
+            msg=clip(d.msg, MAX_MSG_CHARS),
+            type=d.type,
+        )
+        for d in details
+    ]
+    body = ErrorPublic(detail=clipped).model_dump(mode="json")
     return JSONResponse(body, status_code=status_code, headers=headers)
 
 
@@ -85,8 +112,16 @@ async def _on_validation_error(_request: Request, exc: Exception) -> JSONRespons
     return error_response(422, validation_details(exc.errors()))
 
 
+# FastAPI's answer to a body that cannot be decoded at all (not UTF-8): a bare 400. It is invalid input like
+# malformed JSON, which FastAPI answers with 422, so it gets the same status, shape and type.
+_UNPARSABLE_BODY = "There was an error parsing the body"
+
+
 async def _on_http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == _UNPARSABLE_BODY:
+        msg = "the request body is not JSON: send UTF-8 encoded JSON with 'Content-Type: application/json'"
+        return error_response(422, [ErrorDetail(loc=["body"], msg=msg, type="json_invalid")])
     msg = exc.detail if isinstance(exc.detail, str) and exc.detail not in ("Not Found", "Content Too Large") else None
     msg = msg or _HTTP_MSG.get(exc.status_code, str(exc.detail))
     detail = ErrorDetail(loc=_HTTP_LOC.get(exc.status_code, []), msg=msg, type=f"http_{exc.status_code}")

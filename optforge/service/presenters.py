@@ -81,13 +81,15 @@ def seed_stats(best: BestConfigRecord) -> SeedStats:
 
 
 def snippet_for(best: BestConfigRecord, *, source: str) -> str:
-    """The PyTorch snippet for a stored best configuration, headed by where it came from."""
+    """The PyTorch snippet for a stored best configuration, headed by where it came from (for a μTransfer
+    study: confirmed at the target width, tuned at the proxy width)."""
     task: TaskSpec = best.task
     spread = f" ± {best.std:.4g}" if best.std is not None else ""
+    transfer = f", tuned at width {best.proxy_width} (μTransfer)" if best.proxy_width is not None else ""
     header = (
         f"optforge {source}: {best.config.family} + {best.config.schedule} schedule\n"
         f"{best.metric} {best.mean:.6g}{spread} over {best.n} seed(s) ({best.mode}imize); "
-        f"model {task.model.name or task.model.entrypoint} width {best.target_width or task.model.width}"
+        f"model {task.model.name or task.model.entrypoint} width {best.target_width or task.model.width}{transfer}"
     )
     return pytorch_snippet(best.config, total_steps=task.steps, header=header)
 

@@ -35,6 +35,7 @@ from ray.exceptions import RayActorError, RayTaskError
 from ray.util.placement_group import PlacementGroup
 
 from optforge.service.driver import DriverOptions, StudyDriver
+from optforge.service.meta_jobs import MetaJobs
 from optforge.settings import Settings
 from optforge.spec import StudyEvent, StudyEventKind, StudyStatus
 from optforge.storage.database import Storage
@@ -94,6 +95,7 @@ class Scheduler:
             allow_user_code=settings.allow_user_code,
         )
         self._runs: dict[int, _Run] = {}
+        self.meta_jobs = MetaJobs(storage, settings, self._options)  # meta-training runs (service/meta_jobs.py)
         self._leaked = False  # a driver was killed or died: its Tune placement groups may still hold resources
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -114,6 +116,7 @@ class Scheduler:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        self.meta_jobs.stop()
         with self._lock:
             runs = list(self._runs.values())
             self._runs.clear()
@@ -177,6 +180,7 @@ class Scheduler:
         self._enforce_cancels()
         if not self._stop.is_set():
             self._claim()
+        self.meta_jobs.tick(claim=not self._stop.is_set())
 
     def _sweep_placement_groups(self) -> None:
         """Remove the placement groups a killed driver left behind, once no driver of this service runs.

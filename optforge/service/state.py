@@ -12,7 +12,7 @@ from typing import Any
 from optforge.service.auth import Authenticator
 from optforge.service.ratelimit import RateLimiter
 from optforge.service.scheduler import Scheduler
-from optforge.service.summaries import StudySummaries
+from optforge.service.summaries import CoalescedReads, StudySummaries
 from optforge.settings import Settings
 from optforge.storage.database import Storage
 
@@ -26,6 +26,8 @@ class ServiceState:
     limiter: RateLimiter
     scheduler: Scheduler
     summaries: StudySummaries = field(default_factory=StudySummaries)
+    # GET /studies/{id}: per study id, (owner id, the StudyPublic JSON), or None for no such study.
+    status_reads: CoalescedReads[int, tuple[int | None, bytes] | None] = field(default_factory=CoalescedReads)
     db_limiter: Any = None  # anyio.CapacityLimiter for database work from async routes (set by the lifespan)
     auth_mode: str = "token"
     owns_storage: bool = True

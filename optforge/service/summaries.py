@@ -1,16 +1,22 @@
-"""Per-study trial summaries (running trials, best trial so far), recomputed only when the study changed.
+"""What makes ``GET /studies/{id}``, the request every client polls, cheap.
 
-``GET /studies/{id}`` is what every client polls. Reading all of a study's trials on every poll costs
-O(trials); instead the summary is cached under the study row's ``updated_at`` (with its finished count and
-status), which storage advances on every write to the study's trials, events or counters. A poll of an
-unchanged study therefore costs one indexed read of the study row.
+- ``StudySummaries``: per-study trial summaries (running trials, best trial so far), recomputed only when
+  the study changed. Reading all of a study's trials on every poll costs O(trials); instead the summary
+  is cached under the study row's ``updated_at`` (with its finished count and status), which storage
+  advances on every write to the study's trials, events or counters. A poll of an unchanged study
+  therefore costs one indexed read of the study row.
+- ``CoalescedReads``: polls of one study that arrive together share that one read (and its JSON
+  encoding), instead of each taking a database thread. Under 50 pollers this is what keeps a burst of
+  polls (after the service was descheduled for a moment) from queueing behind each other's reads.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import OrderedDict
-from typing import Any
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any, Generic, TypeVar
 
 from optforge.service.presenters import best_trial
 from optforge.spec import StudyRecord, StudyStatus, TrialRecord, TrialStatus
@@ -57,3 +63,48 @@ class StudySummaries:
             self._names.update({u.id: u.name for u in users_repo.list_users(session)})
             name = self._names.get(owner_id)
         return name
+
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class CoalescedReads(Generic[K, V]):
+    """``await reads.read(key, fetch)``: ``fetch()``'s value, with concurrent callers of one key sharing a call.
+
+    A caller never gets a value older than its own arrival: it joins a fetch that has not started yet, or
+    else queues the next one, which starts when the fetch in flight ends. So at most one fetch per key runs
+    at a time, one more waits, and every caller that arrives meanwhile shares the waiting one. A result is
+    never kept after its fetch: nothing is cached, and a write the caller saw committed is always visible.
+    A caller that goes away (client disconnect) cancels only its own wait, never the shared fetch. An error
+    raised by ``fetch`` reaches every caller that shared it.
+
+    For one event loop (asyncio); no locks, since only the loop's thread touches it.
+    """
+
+    def __init__(self) -> None:
+        self._waiting: dict[K, asyncio.Task[V]] = {}  # per key: the fetch not started yet, that arrivals join
+        self._latest: dict[K, asyncio.Task[V]] = {}  # per key: the last fetch scheduled, that the next one follows
+
+    async def read(self, key: K, fetch: Callable[[], Awaitable[V]]) -> V:
+        task = self._waiting.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._run(key, self._latest.get(key), fetch))
+            self._waiting[key] = self._latest[key] = task
+            task.add_done_callback(lambda done: self._forget(key, done))
+        return await asyncio.shield(task)
+
+    async def _run(self, key: K, previous: asyncio.Task[V] | None, fetch: Callable[[], Awaitable[V]]) -> V:
+        if previous is not None and not previous.done():
+            await asyncio.wait([previous])  # one fetch per key at a time; callers keep joining this one meanwhile
+        if self._waiting.get(key) is asyncio.current_task():
+            del self._waiting[key]  # starting now: later arrivals must not share a read that began before them
+        return await fetch()
+
+    def _forget(self, key: K, task: asyncio.Task[V]) -> None:
+        if self._latest.get(key) is task:
+            del self._latest[key]
+        if self._waiting.get(key) is task:  # cancelled before it started
+            del self._waiting[key]
+        if not task.cancelled():
+            task.exception()  # retrieved here, so a failure whose callers all left is not logged as unhandled

@@ -69,7 +69,11 @@ class DataSpec(StrictModel):
 
     name: BuiltinData | None = None
     entrypoint: str | None = Field(None, description="'package.module:function' returning the arrays")
-    path: str | None = Field(None, description="text file for 'text'; .npz, .csv or .parquet for 'arrays'")
+    path: str | None = Field(
+        None,
+        max_length=4096,  # PATH_MAX on Linux: anything longer cannot name a file
+        description="text file for 'text'; .npz, .csv or .parquet for 'arrays'",
+    )
     target: str | None = Field(None, description="target column of a .csv/.parquet file (default: the last)")
     n_samples: int = Field(4096, ge=16, le=10_000_000, description="synthetic datasets only")
     n_features: int = Field(32, ge=1, le=100_000, description="synthetic datasets only")

@@ -220,6 +220,12 @@ class MetaRunRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     finished_at: Mapped[datetime | None]
+    # A run the service runs as a job has an owner and a lease, as a study does (repo.learned.claim_next_meta_run);
+    # a run the CLI records has neither, and no service ever claims it.
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("optforge_users.id", ondelete="SET NULL"))
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    heartbeat_at: Mapped[datetime | None]
+    claim_count: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class MetaLossPointRow(Base):

@@ -13,11 +13,12 @@ from collections import defaultdict
 from collections.abc import Sequence
 from statistics import fmean
 
+from optforge.service.driver import TRANSFER_PHASE
 from optforge.service.web.importance import objective_of
 from optforge.service.web.schemas import TransferPoint
 from optforge.spec import TrialConfig, TrialRecord, TrialStatus
 
-TARGET_PHASE = "transfer"
+TARGET_PHASE = TRANSFER_PHASE  # the phase the study driver stores target-width runs under
 
 
 def _key(config: TrialConfig) -> str:

@@ -28,9 +28,18 @@ router = APIRouter(tags=["studies"])
 
 # Browsers reconnect after this many milliseconds when a stream drops (sent once, with the first message).
 RECONNECT_MS = 2000
+# Errors are JSON even on this route: with a model, FastAPI would document them as text/event-stream (the
+# route's media type), which is not what the error handlers send.
+JSON_ERRORS = {
+    code: {
+        "description": response["description"],
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorPublic"}}},
+    }
+    for code, response in ERRORS.items()
+}
 
 
-@router.get("/studies/{study_id}/events", response_class=EventSourceResponse, responses=ERRORS)
+@router.get("/studies/{study_id}/events", response_class=EventSourceResponse, responses=JSON_ERRORS)
 async def study_events(
     study: OwnedStudyNowDep,
     state: StateDep,

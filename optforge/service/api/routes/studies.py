@@ -14,14 +14,14 @@ from optforge.service.api.deps import (
     StateDep,
     StudyId,
     in_db_thread,
-    read_owned_study,
 )
-from optforge.service.errors import ApiError
+from optforge.service.errors import ApiError, not_found
 from optforge.service.limits import confine_data_path, limit_errors, search_errors, user_code_errors
 from optforge.service.presenters import study_public
 from optforge.service.state import ServiceState
 from optforge.spec import StudyEvent, StudyEventKind, StudyRecord, StudySpec, StudyStatus
 from optforge.spec._api import ErrorPublic, StudiesPublic, StudyCreate, StudyPublic
+from optforge.storage.errors import NotFound
 from optforge.storage.repo import events as events_repo
 from optforge.storage.repo import studies as studies_repo
 
@@ -98,14 +98,23 @@ def list_studies(
 
 
 @router.get("/{study_id}", response_model=StudyPublic, responses=ERRORS)
-async def get_study(study_id: StudyId, caller: CallerDep, state: StateDep) -> StudyPublic:
+async def get_study(study_id: StudyId, caller: CallerDep, state: StateDep) -> Response:
     """A study's status, progress, best trial so far and timing."""
 
-    def read() -> StudyPublic:  # what every client polls: all of it in one trip to a database thread
+    # What every client polls: the read and the JSON encoding are the caller-independent part, so polls of
+    # one study that arrive together share them (state.status_reads); only the ownership check is per caller.
+    def read() -> tuple[int | None, bytes] | None:
         with state.storage.session(readonly=True) as session:
-            return present(state, session, read_owned_study(state, session, caller, study_id))
+            try:
+                study = studies_repo.get_study(session, study_id=study_id)
+            except NotFound:
+                return None
+            return study.owner_id, present(state, session, study).model_dump_json().encode()
 
-    return await in_db_thread(state, read)
+    found = await state.status_reads.read(study_id, lambda: in_db_thread(state, read))
+    if found is None or not caller.owns(found[0]):
+        raise not_found("study", study_id)  # the same answer for missing and not yours
+    return Response(found[1], media_type="application/json")  # already StudyPublic: no second validation
 
 
 @router.post("/{study_id}/cancel", response_model=StudyPublic, responses=ERRORS)
