@@ -1,7 +1,9 @@
 """Geometry-aware families: matrix (spectral) preconditioners and a diagonal-Hessian method.
 
-Muon, AdaMuon, Shampoo, SOAP and Kron normalize each weight matrix's update as a whole, so μP scales
-their hidden LRs by sqrt(fan_out/fan_in) (``mup_rule="spectral"``). Muon and AdaMuon touch 2-D hidden
+Muon and Kron normalize each weight matrix's update as a whole, so μP scales their hidden LRs by
+sqrt(fan_out/fan_in) (``mup_rule="spectral"``). AdaMuon (rescaled to Adam's RMS), Shampoo (AdaGrad-grafted)
+and SOAP (Adam in Shampoo's eigenbasis) end up normalized entry-wise, and the coordinate check
+(docs/mup.md) shows them flat under the adaptive rule, so they use ``mup_rule="adaptive"``. Muon and AdaMuon touch 2-D hidden
 weights only and give everything else to an AdamW part; Shampoo, SOAP and Kron precondition every tensor
 (1-D tensors with a diagonal or Adam-like rule). Sophia clips a Hessian-preconditioned update per
 coordinate and needs ``backward(create_graph=True)`` on its Hessian steps.
@@ -55,7 +57,7 @@ CURVATURE_FAMILIES: tuple[Family, ...] = (
         constructor="optforge.engine.optimizers.adamuon:build",
         implementation="pytorch_optimizer.AdaMuon",
         routing="hidden_matrices",
-        mup_rule="spectral",
+        mup_rule="adaptive",  # its update ends entry-wise normalized: the coordinate check in docs/mup.md
         pack_betas=False,
         hparams=(
             # pytorch-optimizer's default. Its update is rescaled to RMS 0.2 (Moonlight's shape factor), which is
@@ -77,7 +79,7 @@ CURVATURE_FAMILIES: tuple[Family, ...] = (
         # Distributed Shampoo). pytorch-optimizer's plain Shampoo (Gupta et al. 2018) ran into non-finite SVDs
         # within 300 steps on a tiny MLP at its own defaults, so it is not offered.
         constructor="pytorch_optimizer:ScalableShampoo",
-        mup_rule="spectral",
+        mup_rule="adaptive",  # its update ends entry-wise normalized: the coordinate check in docs/mup.md
         # AdaGrad grafting: the layer-wise step size comes from AdaGrad, which starts at the scale of sign(g);
         # the library's RMSProp graft has no bias correction and starts about 30x too large at β2 = 0.999.
         # graft_type 2 = LayerWiseGrafting.ADAGRAD.
@@ -123,7 +125,7 @@ CURVATURE_FAMILIES: tuple[Family, ...] = (
     Family(
         name="soap",
         constructor="pytorch_optimizer:SOAP",
-        mup_rule="spectral",
+        mup_rule="adaptive",  # its update ends entry-wise normalized: the coordinate check in docs/mup.md
         hparams=(
             lr(3e-3, 1e-3, 1e-2),  # the reference implementation's 3e-3
             *fixed_betas(0.95, 0.95),  # the reference implementation's
