@@ -27,20 +27,9 @@ from optforge.storage.database import Storage
 from optforge.storage.repo import learned as learned_repo
 from optforge.storage.repo import users as users_repo
 
-TINY: dict[str, Any] = {
-    "name": "tiny-mulo",
-    "tasks": {
-        "widths": [8, 16],
-        "depths": [2, 2],
-        "horizons": [6, 10],
-        "datasets": ["teacher_student_classification"],
-        "data_seeds": 1,
-    },
-    "outer": {"steps": 2, "truncation": 4, "n_tasks": 2, "warmup_steps": 1},
-    "eval": {"every": 1, "n_tasks": 1, "horizon": 6},
-    "checkpoint_every": 1,
-    "workers": 0,
-}
+from .tiny import TINY as BASE
+
+TINY: dict[str, Any] = {**BASE, "name": "tiny-mulo"}
 
 
 def tiny(**changes: Any) -> dict[str, Any]:

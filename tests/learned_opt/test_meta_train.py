@@ -17,20 +17,7 @@ from optforge.learned_opt.meta.record import LOG, JsonlLog, read_log
 from optforge.learned_opt.meta.workers import InProcess, RayPool
 from optforge.spec import MetaLossPoint
 
-TINY: dict[str, Any] = {
-    "name": "tiny",
-    "tasks": {
-        "widths": [8, 16],
-        "depths": [2, 2],
-        "horizons": [6, 10],
-        "datasets": ["teacher_student_classification"],
-        "data_seeds": 1,
-    },
-    "outer": {"steps": 2, "truncation": 4, "n_tasks": 2, "warmup_steps": 1},
-    "eval": {"every": 1, "n_tasks": 1, "horizon": 6},
-    "checkpoint_every": 1,
-    "workers": 0,
-}
+from .tiny import TINY
 
 
 def spec_file(tmp_path: Path, **changes: Any) -> Path:
