@@ -3,7 +3,7 @@ schedule-free evaluation, step budgets, Lookahead's slow weights and the declare
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -14,13 +14,7 @@ from optforge.catalog import FAMILIES, Family, get_family
 from optforge.engine.optimizers import build_optimizer, evaluation_mode, make_stepper, needs_hessian_now
 from optforge.spec import TrialConfig
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_mlp() -> nn.Module:

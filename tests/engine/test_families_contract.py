@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import io
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -49,13 +49,7 @@ def _data() -> tuple[torch.Tensor, torch.Tensor]:
 X, Y = _data()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny tensors: thread start-up and spinning cost more than they save, worst on a busy 2-core CI box."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def loss_of(model: nn.Module) -> Callable[[], torch.Tensor]:

@@ -5,36 +5,20 @@ from __future__ import annotations
 import copy
 import io
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
 
-from optforge.engine import build_model, build_optimizer, load_data
+from optforge.engine import build_model, build_optimizer
 from optforge.engine.data import Dataset
 from optforge.engine.mup import MupError, lr_scales, shapes_of
 from optforge.engine.routing import classify_parameters
-from optforge.spec import DataSpec, TaskSpec, TrialConfig
+from optforge.spec import TaskSpec, TrialConfig
 
 BASE = 16  # tiny models: the rules only depend on the width ratio
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: on a busy 2-core machine more threads only contend
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def digits() -> Dataset:
-    return load_data(DataSpec(name="digits"))
-
-
-@pytest.fixture(scope="module")
-def text() -> Dataset:
-    return load_data(DataSpec(name="text", seq_len=16, max_chars=4000))
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _task(name: str, width: int, *, zero_readout: bool = False, **kwargs: object) -> TaskSpec:

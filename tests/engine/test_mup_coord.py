@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 from typer.testing import CliRunner
 
-from optforge.engine import load_data, run_trial
+from optforge.engine import run_trial
 from optforge.engine.data import Dataset
 from optforge.engine.mup.coord_check import coord_check, growth
-from optforge.spec import DataSpec, TaskSpec, TrialConfig, TrialStatus
+from optforge.spec import TaskSpec, TrialConfig, TrialStatus
 
 WIDTHS = (32, 64, 128, 256)  # an 8x range, base 32
 STEPS = 3
@@ -24,17 +23,7 @@ TASK = TaskSpec.model_validate(
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: on a busy 2-core machine more threads only contend
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def digits() -> Dataset:
-    return load_data(DataSpec(name="digits"))
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

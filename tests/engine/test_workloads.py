@@ -15,16 +15,6 @@ def _task(model: dict, data: dict) -> TaskSpec:
     return TaskSpec(model=model, data=data)
 
 
-@pytest.fixture(scope="module")
-def digits() -> Dataset:
-    return load_data(DataSpec(name="digits"))
-
-
-@pytest.fixture(scope="module")
-def text() -> Dataset:
-    return load_data(DataSpec(name="text", seq_len=16, max_chars=4000))
-
-
 def _roles(model: torch.nn.Module) -> dict[str, str]:
     return classify_parameters(model)
 

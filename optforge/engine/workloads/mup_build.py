@@ -66,12 +66,19 @@ def mup_scales(spec: ModelSpec) -> WorkloadScales:
     )
 
 
-def build_builtin_mup(spec: ModelSpec, data: Dataset) -> nn.Module:
-    """A built-in workload in μP relative to ``spec.base_width`` (at the base width: SP itself, unless
-    ``spec.zero_readout``)."""
-    model = build_builtin(spec, data, mup_scales(spec))
-    base = _shadow(lambda: build_builtin(_at(spec, spec.base_width), data, WorkloadScales()))
-    delta = _shadow(lambda: build_builtin(_at(spec, DELTA_FACTOR * spec.base_width), data, WorkloadScales()))
+def _in_mup(
+    model: nn.Module,
+    spec: ModelSpec,
+    build_at: Callable[[ModelSpec], nn.Module],
+    *,
+    readout_hook: bool,
+    what: str,
+    field: str,
+) -> nn.Module:
+    """``model`` put in μP against its base- and delta-width copies made by ``build_at``; a μP problem
+    becomes a SpecError on ``field``."""
+    base = _shadow(lambda: build_at(_at(spec, spec.base_width)))
+    delta = _shadow(lambda: build_at(_at(spec, DELTA_FACTOR * spec.base_width)))
     try:
         parametrize(
             model,
@@ -80,13 +87,26 @@ def build_builtin_mup(spec: ModelSpec, data: Dataset) -> nn.Module:
             base_width=spec.base_width,
             delta_width=DELTA_FACTOR * spec.base_width,
             width=spec.width,
-            readout_hook=False,  # the constructor already applies output_mult
+            readout_hook=readout_hook,
             zero_readout=spec.zero_readout,
-            what=f"model {spec.name!r}",
+            what=what,
         )
     except MupError as exc:
-        raise spec_error("model", str(exc)) from exc
+        raise spec_error(field, str(exc)) from exc
     return model
+
+
+def build_builtin_mup(spec: ModelSpec, data: Dataset) -> nn.Module:
+    """A built-in workload in μP relative to ``spec.base_width`` (at the base width: SP itself, unless
+    ``spec.zero_readout``)."""
+    return _in_mup(
+        build_builtin(spec, data, mup_scales(spec)),
+        spec,
+        lambda at: build_builtin(at, data, WorkloadScales()),
+        readout_hook=False,  # the constructor already applies output_mult
+        what=f"model {spec.name!r}",
+        field="model",
+    )
 
 
 def build_user_mup(spec: ModelSpec, data: Dataset) -> nn.Module:
@@ -97,21 +117,11 @@ def build_user_mup(spec: ModelSpec, data: Dataset) -> nn.Module:
             f"μP builds {spec.entrypoint} at several widths to find which dimensions scale: give the factory a "
             "`width` argument and size its hidden layers by it (or train without μP)",
         )
-    model = build_user_model(spec, data)
-    base = _shadow(lambda: call_user_factory(_at(spec, spec.base_width), data))
-    delta = _shadow(lambda: call_user_factory(_at(spec, DELTA_FACTOR * spec.base_width), data))
-    try:
-        parametrize(
-            model,
-            base,
-            delta,
-            base_width=spec.base_width,
-            delta_width=DELTA_FACTOR * spec.base_width,
-            width=spec.width,
-            readout_hook=True,
-            zero_readout=spec.zero_readout,
-            what=f"the model from {spec.entrypoint}",
-        )
-    except MupError as exc:
-        raise spec_error("model.entrypoint", str(exc)) from exc
-    return model
+    return _in_mup(
+        build_user_model(spec, data),
+        spec,
+        lambda at: call_user_factory(at, data),
+        readout_hook=True,
+        what=f"the model from {spec.entrypoint}",
+        field="model.entrypoint",
+    )
