@@ -30,6 +30,7 @@ from optforge.search.results import SeedSummary, StudyResult, TrialSummary
 from optforge.search.samplers import build_sampler, validate_sampler
 from optforge.search.space import SearchSpace
 from optforge.search.trainable import TrialSettings, run_tune_trial
+from optforge.search.transfer import proxy_width
 from optforge.search.tune_bridge import CancelStopper, RecorderCallback, live_study
 from optforge.spec import SpecError, StudyEventKind, StudySpec, TrialConfig, TrialStatus, load_spec
 
@@ -56,6 +57,8 @@ def validate_study(spec: StudySpec, *, warm_start_configs: Sequence[TrialConfig]
             ],
             source="StudySpec",
         )
+    if search.proxy is not None:
+        proxy_width(spec)  # a proxy no narrower than the target (or one its heads do not divide): refused now
     space = SearchSpace.from_spec(search, warm_start_configs=warm_start_configs)
     validate_sampler(search, space)
     return space

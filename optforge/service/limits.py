@@ -90,12 +90,9 @@ def search_errors(spec: StudySpec) -> list[ErrorDetail]:
     """Problems only the search can see (fixed values and ranges that fit no searched family, a sampler
     that cannot work on the space), found now rather than when the study starts."""
     from optforge.search import validate_study
-    from optforge.search.transfer import proxy_width
 
     try:
         validate_study(spec)
-        if spec.search.proxy is not None:
-            proxy_width(spec)  # a proxy no narrower than the target: refused at submit, not when the study runs
     except SpecError as exc:
         return [
             ErrorDetail(loc=["body", *(int(p) if p.isdigit() else p for p in field.split("."))], msg=msg)
