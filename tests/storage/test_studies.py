@@ -62,6 +62,11 @@ def test_list_filters_by_owner_and_status_newest_first(storage):
         assert repo.studies.count_studies(s) == 3
         assert repo.studies.count_studies(s, owner_id=bob.id) == 1
         assert [x.name for x in repo.studies.list_studies(s, limit=1, offset=1)] == ["a2"]
+        a1_status = repo.studies.get_study(s, study_id=a1.id).status
+        assert a1_status != StudyStatus.QUEUED
+        assert repo.studies.count_studies(s, owner_id=ada.id, status=[StudyStatus.QUEUED, a1_status]) == 2
+        assert repo.studies.count_studies(s, owner_id=ada.id, status=[StudyStatus.QUEUED, StudyStatus.RUNNING]) == 1
+        assert [x.name for x in repo.studies.list_studies(s, status=[a1_status])] == ["a1"]
 
 
 def test_life_cycle_allows_retry_but_never_reopens_a_completed_study(storage, study):

@@ -8,6 +8,7 @@ and the search resumes from what storage already holds).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import timedelta
 
 from sqlalchemy import and_, delete, func, or_, select, update
@@ -77,28 +78,36 @@ def list_studies(
     /,
     *,
     owner_id: int | None = None,
-    status: StudyStatus | None = None,
+    status: StudyStatus | Collection[StudyStatus] | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> list[StudyRecord]:
-    """Studies, newest first, optionally only one owner's and/or one status."""
+    """Studies, newest first, optionally only one owner's and/or in one status (or any of several)."""
     stmt = select(StudyRow).where(*_filters(owner_id, status))
     stmt = stmt.order_by(StudyRow.created_at.desc(), StudyRow.id.desc()).limit(limit).offset(offset)
     return [study_record(row) for row in session.scalars(stmt)]
 
 
 @translating
-def count_studies(session: Session, /, *, owner_id: int | None = None, status: StudyStatus | None = None) -> int:
-    """How many studies ``list_studies`` would page through with the same filters."""
+def count_studies(
+    session: Session, /, *, owner_id: int | None = None, status: StudyStatus | Collection[StudyStatus] | None = None
+) -> int:
+    """How many studies ``list_studies`` would page through with the same filters.
+
+    Several statuses are counted in one statement: on PostgreSQL each statement sees its own snapshot, so
+    counting queued and then running separately counts a study twice when it starts in between.
+    """
     return session.scalar(select(func.count()).select_from(StudyRow).where(*_filters(owner_id, status))) or 0
 
 
-def _filters(owner_id: int | None, status: StudyStatus | None) -> list:
+def _filters(owner_id: int | None, status: StudyStatus | Collection[StudyStatus] | None) -> list:
     conditions = []
     if owner_id is not None:
         conditions.append(StudyRow.owner_id == owner_id)
-    if status is not None:
+    if isinstance(status, StudyStatus):
         conditions.append(StudyRow.status == status)
+    elif status is not None:
+        conditions.append(StudyRow.status.in_(list(status)))
     return conditions
 
 

@@ -61,7 +61,7 @@ def create_study(body: StudyCreate, caller: CallerDep, state: StateDep, session:
     if code_errors:
         raise ApiError(403, code_errors[0].msg, details=code_errors)
     spec = spec.model_copy(update={"task": task})
-    active = sum(studies_repo.count_studies(session, owner_id=caller.user_id, status=s) for s in ACTIVE)
+    active = studies_repo.count_studies(session, owner_id=caller.user_id, status=ACTIVE)
     if active >= settings.max_active_studies_per_user:
         raise ApiError(
             429,
