@@ -16,7 +16,10 @@ and puts Optuna's own calls on the same database next to ours:
           (3 queries whatever the trial count) vs an N+1 read (one curve query per trial) vs Optuna's
           ``study.get_trials()`` over the same values;
   scale   p50 ms to report one trial (upsert + finish with its curve) in an empty study vs in a study
-          that already holds thousands of trials: constant, because nothing on that path scans the study.
+          that already holds thousands of trials: constant, because nothing on that path scans the study;
+  summary what a status poll of a study that changed reads (running trials, best trial so far) in that
+          large study: ``count_trials`` + ``best_trial`` (two indexed queries) vs ``list_trials`` and a
+          scan in Python, and their ratio.
 
 PostgreSQL runs durable (fsync on), SQLite with optforge's defaults (WAL, synchronous=NORMAL).
 """
@@ -167,8 +170,40 @@ def bench_backend(url: str, sizes: Sizes) -> list[tuple[str, str]]:
             rows.append((name, f"p50 {p50:,.1f} ms  p99 {p99:,.1f} ms"))
 
         # -- scale ----------------------------------------------------------------------------------------
-        rows.append(_scale_row(storage, sizes))
+        row, scale_study = _scale_row(storage, sizes)
+        rows.append(row)
+        rows.extend(_summary_rows(storage, scale_study, sizes))
     return rows
+
+
+def _summary_rows(storage: Storage, study_id: int, sizes: Sizes) -> list[tuple[str, str]]:
+    """What a status poll of a changed study reads: running trials and the best one, indexed vs a scan."""
+
+    def indexed() -> tuple[int, object]:
+        with storage.session(readonly=True) as s:
+            running = repo.trials.count_trials(s, study_id=study_id, status=TrialStatus.RUNNING)
+            return running, repo.trials.best_trial(s, study_id=study_id, mode="min")
+
+    def scan() -> tuple[int, object]:
+        with storage.session(readonly=True) as s:
+            trials = repo.trials.list_trials(s, study_id=study_id)
+        done = [t for t in trials if t.status == TrialStatus.COMPLETED and t.final is not None and t.phase == "search"]
+        best = min(done, key=lambda t: (t.final, t.number), default=None)
+        return sum(t.status == TrialStatus.RUNNING for t in trials), best
+
+    (running_a, best_a), (running_b, best_b) = indexed(), scan()
+    assert running_a == running_b and getattr(best_a, "id", None) == getattr(best_b, "id", None)
+    label = f"{sizes.scale_trials + 100:,} trials"
+    out, medians = [], []
+    for name, fn in [
+        (f"summary: running count + best trial ({label}), 2 indexed queries", indexed),
+        ("summary: same, from list_trials and a Python scan", scan),
+    ]:
+        p50, p99 = _percentiles(_timed(fn, sizes.reads))
+        medians.append(p50)
+        out.append((name, f"p50 {p50:,.2f} ms  p99 {p99:,.2f} ms"))
+    out.append(("summary: indexed / scan, p50", f"{medians[0] / medians[1]:.3f}x"))
+    return out
 
 
 def _report_one(storage: Storage, study_id: int, key: str) -> None:
@@ -179,7 +214,7 @@ def _report_one(storage: Storage, study_id: int, key: str) -> None:
         )
 
 
-def _scale_row(storage: Storage, sizes: Sizes) -> tuple[str, str]:
+def _scale_row(storage: Storage, sizes: Sizes) -> tuple[tuple[str, str], int]:
     with storage.session() as s:
         study = repo.studies.create_study(s, spec=StudySpec(name="scale"))
     early = []
@@ -195,10 +230,11 @@ def _scale_row(storage: Storage, sizes: Sizes) -> tuple[str, str]:
         late.append(time.perf_counter() - start)
     first, _ = _percentiles(early)
     last, _ = _percentiles(late)
-    return (
+    row = (
         f"scale: report a trial (20 points), at 10 trials vs at {sizes.scale_trials:,}",
         f"p50 {first:,.1f} ms vs {last:,.1f} ms",
     )
+    return row, study.id
 
 
 @contextlib.contextmanager

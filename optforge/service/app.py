@@ -153,12 +153,18 @@ def freeze_startup_objects() -> None:
     """Move every object alive after start-up (modules, Ray, FastAPI's routes and schemas: ~300,000 objects)
     out of the garbage collector's reach, so a full collection scans only what was allocated since.
 
+    The search stack is imported first: the first submission imports it anyway (to validate the search
+    against the space), and those ~450 modules (Ray Tune, and Ray Data under it) allocated after the freeze
+    made each full collection under load take ~60 ms, 3-5 a minute. Imported here, they are frozen too,
+    and the first submission no longer pays for the import.
+
     Measured under 50 polling clients on a loaded 2-core machine: a full collection (one every few seconds)
     held the GIL, so stalled every request, for 0.35-0.9 s; with the start-up objects frozen, 45-65 ms.
     Frozen objects are still freed by reference counting; cycles among them (start-up's garbage included:
     collecting it first would cost a full collection per app start, seconds over a test session) wait
     for shutdown, which unfreezes them.
     """
+    importlib.import_module("optforge.search")
     gc.freeze()
 
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from optforge.spec import BestConfigRecord, StudyRecord, StudyStatus, TaskSpec, TrialRecord, TrialStatus
+from optforge.spec import BestConfigRecord, StudyRecord, StudyStatus, TaskSpec, TrialRecord
 from optforge.spec._api import (
     BestPublic,
     BestSoFar,
@@ -16,14 +15,6 @@ from optforge.spec._api import (
     TrialPublic,
 )
 from optforge.spec.snippet import pytorch_snippet
-
-
-def best_trial(trials: Sequence[TrialRecord], mode: str) -> TrialRecord | None:
-    """The completed trial with the best metric (``final``) in the task's direction, or None."""
-    done = [t for t in trials if t.status == TrialStatus.COMPLETED and t.final is not None and t.phase == "search"]
-    if not done:
-        return None
-    return min(done, key=lambda t: t.final if mode == "min" else -t.final)  # type: ignore[operator]
 
 
 def study_public(

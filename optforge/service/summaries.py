@@ -1,10 +1,10 @@
 """What makes ``GET /studies/{id}``, the request every client polls, cheap.
 
 - ``StudySummaries``: per-study trial summaries (running trials, best trial so far), recomputed only when
-  the study changed. Reading all of a study's trials on every poll costs O(trials); instead the summary
-  is cached under the study row's ``updated_at`` (with its finished count and status), which storage
-  advances on every write to the study's trials, events or counters. A poll of an unchanged study
-  therefore costs one indexed read of the study row.
+  the study changed, and then with two indexed queries (a count, and the best row), never a read of all
+  its trials. The summary is cached under the study row's ``updated_at`` (with its finished count and
+  status), which storage advances on every write to the study's trials, events or counters, so a poll of
+  an unchanged study costs one indexed read of the study row.
 - ``CoalescedReads``: polls of one study that arrive together share that one read (and its JSON
   encoding), instead of each taking a database thread. Under 50 pollers this is what keeps a burst of
   polls (after the service was descheduled for a moment) from queueing behind each other's reads.
@@ -18,7 +18,6 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, Generic, TypeVar
 
-from optforge.service.presenters import best_trial
 from optforge.spec import StudyRecord, StudyStatus, TrialRecord, TrialStatus
 from optforge.storage.repo import trials as trials_repo
 from optforge.storage.repo import users as users_repo
@@ -45,8 +44,10 @@ class StudySummaries:
             if hit is not None and hit[0] == version:
                 self._cache.move_to_end(study.id)
                 return hit[1]
-        trials = trials_repo.list_trials(session, study_id=study.id)
-        value = (sum(1 for t in trials if t.status == TrialStatus.RUNNING), best_trial(trials, study.spec.task.mode))
+        value = (
+            trials_repo.count_trials(session, study_id=study.id, status=TrialStatus.RUNNING),
+            trials_repo.best_trial(session, study_id=study.id, mode=study.spec.task.mode),
+        )
         with self._lock:
             self._cache[study.id] = (version, value)
             self._cache.move_to_end(study.id)

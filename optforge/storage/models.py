@@ -122,6 +122,9 @@ class TrialRow(Base):
         UniqueConstraint("study_id", "key"),  # re-reporting a trial after a restart updates, never duplicates
         UniqueConstraint("study_id", "number"),
         Index("ix_optforge_trials_study_id_status", "study_id", "status"),
+        # The best trial so far (``repo.trials.best_trial``, read when a polled study changes): the first
+        # entry of this index, not a sort of every completed trial.
+        Index("ix_optforge_trials_best", "study_id", "status", "phase", "final", "number"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

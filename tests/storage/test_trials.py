@@ -183,3 +183,43 @@ def test_counters_read_later_in_the_same_unit_of_work_are_current(storage, study
         repo.trials.finish_trial(s, trial_id=t.id, result=TrialResult(status=TrialStatus.PRUNED))
         assert repo.studies.get_study(s, study_id=study.id).trials_finished == 1
         assert held.last_trial_number == 0
+
+
+def test_best_trial_and_running_count_match_a_scan_of_all_trials(storage, study):
+    # (status, phase, final): ties, NaN (stored as NULL), infinity, and better values that must not count
+    # because the trial was pruned, diverged, still running or belongs to another phase.
+    rows = [
+        (TrialStatus.COMPLETED, "search", 0.5),
+        (TrialStatus.COMPLETED, "search", 0.2),
+        (TrialStatus.COMPLETED, "search", 0.2),
+        (TrialStatus.COMPLETED, "search", math.nan),
+        (TrialStatus.COMPLETED, "search", math.inf),
+        (TrialStatus.COMPLETED, "search", 0.9),
+        (TrialStatus.PRUNED, "search", 0.01),
+        (TrialStatus.DIVERGED, "search", 1e9),
+        (TrialStatus.COMPLETED, "transfer", 0.001),
+        (TrialStatus.RUNNING, "search", None),
+        (TrialStatus.RUNNING, "search", None),
+    ]
+    with storage.session() as s:
+        for i, (status, phase, final) in enumerate(rows):
+            trial = repo.trials.upsert_trial(s, study_id=study.id, key=f"t{i}", config=config(lr=1e-3), phase=phase)
+            if status != TrialStatus.RUNNING:
+                result = TrialResult(status=status, steps=10, final=final)
+                repo.trials.finish_trial(s, trial_id=trial.id, result=result)
+    with storage.session(readonly=True) as s:
+        everything = repo.trials.list_trials(s, study_id=study.id)
+        running = repo.trials.count_trials(s, study_id=study.id, status=TrialStatus.RUNNING)
+        best = {mode: repo.trials.best_trial(s, study_id=study.id, mode=mode) for mode in ("min", "max")}
+        nothing = repo.trials.best_trial(s, study_id=study.id, mode="min", phase="no-such-phase")
+        with pytest.raises(ValueError, match="mode"):
+            repo.trials.best_trial(s, study_id=study.id, mode="minimum")
+    assert running == 2 == sum(t.status == TrialStatus.RUNNING for t in everything)
+    candidates = [
+        t for t in everything if t.status == TrialStatus.COMPLETED and t.phase == "search" and t.final is not None
+    ]
+    assert best["min"].id == min(candidates, key=lambda t: (t.final, t.number)).id
+    assert best["max"].id == min(candidates, key=lambda t: (-t.final, t.number)).id
+    assert (best["min"].number, best["min"].final) == (1, 0.2)  # the first of the tie
+    assert best["max"].final == math.inf
+    assert nothing is None

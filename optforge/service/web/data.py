@@ -23,7 +23,7 @@ import yaml
 from fastapi import APIRouter, Depends, Request
 
 from optforge.service.api.deps import CallerDep, OwnedStudyDep, ReadSessionDep, Session
-from optforge.service.presenters import best_public, best_trial
+from optforge.service.presenters import best_public
 from optforge.service.web.importance import analysis_scopes
 from optforge.service.web.schemas import (
     BestView,
@@ -178,7 +178,7 @@ def study_best(study: OwnedStudyDep, session: ReadSessionDep) -> BestView | None
             snippet=best.snippet,
         )
     task = study.spec.task
-    trial = best_trial(trials_repo.list_trials(session, study_id=study.id), task.mode)
+    trial = trials_repo.best_trial(session, study_id=study.id, mode=task.mode)
     if trial is None or trial.final is None:
         return None
     header = (

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from optforge.spec import TrialConfig, TrialRecord, TrialResult, TrialStatus
@@ -196,6 +196,39 @@ def list_trials(
     rows = session.scalars(select(TrialRow).where(*where).order_by(TrialRow.number)).all()
     curves = curves_by_trial(session, study_id=study_id) if with_curves and rows else {}
     return [trial_record(row, curves.get(row.id)) for row in rows]
+
+
+@translating
+def count_trials(session: Session, /, *, study_id: int, status: TrialStatus | None = None) -> int:
+    """How many of the study's trials there are (in ``status``, when given): one indexed count."""
+    where = [TrialRow.study_id == study_id]
+    if status is not None:
+        where.append(TrialRow.status == status)
+    return session.scalar(select(func.count()).select_from(TrialRow).where(*where)) or 0
+
+
+@translating
+def best_trial(session: Session, /, *, study_id: int, mode: str, phase: str = "search") -> TrialRecord | None:
+    """The completed ``phase`` trial with the best ``final`` metric in direction ``mode`` ("min"/"max"), or None.
+
+    Ties go to the lowest trial number. One query on the (study, status) index, however many trials the
+    study has: a status poll must not read them all.
+    """
+    if mode not in ("min", "max"):
+        raise ValueError(f"mode must be 'min' or 'max', not {mode!r}")
+    stmt = (
+        select(TrialRow)
+        .where(
+            TrialRow.study_id == study_id,
+            TrialRow.status == S.COMPLETED,
+            TrialRow.phase == phase,
+            TrialRow.final.is_not(None),
+        )
+        .order_by(TrialRow.final.asc() if mode == "min" else TrialRow.final.desc(), TrialRow.number)
+        .limit(1)
+    )
+    row = session.scalars(stmt).first()
+    return None if row is None else trial_record(row)
 
 
 @translating
