@@ -171,11 +171,14 @@ def test_each_token_has_its_own_rate_limit(service: Service) -> None:
     with service.client(greedy) as client, ThreadPoolExecutor(max_workers=8) as pool:
         # 3x the burst, 8 at a time: they arrive far faster than the 10/s refill even on a loaded machine,
         # where one request after another can each take longer than a refill.
-        codes = list(pool.map(lambda _: client.get("/api/v1/schedules").status_code, range(3 * burst)))
-        limited = client.get("/api/v1/schedules")
+        responses = list(pool.map(lambda _: client.get("/api/v1/schedules"), range(3 * burst)))
+    codes = [response.status_code for response in responses]
     assert codes.count(200) >= burst
-    assert 429 in codes
-    assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+    # One of the refused ones, not one more request afterwards: that one may find a token refilled (10/s)
+    # when the machine is slow, which is the limiter working, not failing.
+    limited = next((response for response in responses if response.status_code == 429), None)
+    assert limited is not None, codes
+    assert int(limited.headers["retry-after"]) >= 1
     assert "rate limit" in problems(limited)[("header", "authorization")]
     with service.client(patient) as client:
         assert client.get("/api/v1/schedules").status_code == 200
