@@ -109,8 +109,11 @@ def _open_storage(settings: Settings) -> Storage:
         ) from exc
 
 
-def start_service(settings: Settings, storage: Storage | None = None) -> ServiceState:
-    """Open storage, check the auth mode, connect Ray and start the scheduler (blocking)."""
+def start_service(settings: Settings, storage: Storage | None = None, *, run_scheduler: bool = True) -> ServiceState:
+    """Open storage, check the auth mode, connect Ray and start the scheduler (blocking).
+
+    ``run_scheduler=False`` connects no Ray and builds the scheduler without starting it, so studies stay
+    queued: an API over storage alone (tests that fuzz or load the API without training anything)."""
     owns_storage = storage is None
     storage = storage or _open_storage(settings)
     try:
@@ -123,9 +126,10 @@ def start_service(settings: Settings, storage: Storage | None = None) -> Service
         )
         if (storage.dialect == "sqlite" and ":memory:" in database_url) or database_url.rstrip("/") == "sqlite:":
             log.warning("an in-memory SQLite database cannot be shared with study drivers: studies will fail")
-        started_ray = connect_ray(settings.ray_address, cpus=settings.ray_cpus)
+        started_ray = run_scheduler and connect_ray(settings.ray_address, cpus=settings.ray_cpus)
         scheduler = Scheduler(storage, settings, database_url=database_url)
-        scheduler.start()
+        if run_scheduler:
+            scheduler.start()
     except BaseException:
         if owns_storage:
             storage.close()
@@ -178,9 +182,11 @@ def stop_service(state: ServiceState) -> None:
         ray.shutdown()
 
 
-def create_app(settings: Settings | None = None, *, storage: Storage | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, storage: Storage | None = None, run_scheduler: bool = True
+) -> FastAPI:
     """The optforge service. ``storage`` (optional) is used instead of opening ``settings``' database and is
-    left open at shutdown: the caller owns it."""
+    left open at shutdown: the caller owns it. ``run_scheduler=False``: see ``start_service``."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -188,7 +194,7 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
         # In the event loop's own thread, not a worker thread: a local Ray started here dies with the
         # thread that started it (Linux parent-death signal), and idle worker threads exit after seconds.
         # Nothing is served before startup ends, so blocking the loop here costs nothing.
-        state = start_service(settings, storage)
+        state = start_service(settings, storage, run_scheduler=run_scheduler)
         state.db_limiter = anyio.CapacityLimiter(DB_THREADS)
         app.state.optforge = state
         freeze_startup_objects()

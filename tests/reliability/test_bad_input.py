@@ -13,12 +13,11 @@ import collections
 import json
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import anyio
 import httpx
 import pytest
 import schemathesis
@@ -34,11 +33,6 @@ from service.conftest import tiny_spec
 from service.live import free_port
 
 from optforge.service import create_app
-from optforge.service.app import DB_THREADS
-from optforge.service.auth import Authenticator
-from optforge.service.ratelimit import RateLimiter
-from optforge.service.scheduler import Scheduler
-from optforge.service.state import ServiceState
 from optforge.settings import Settings
 from optforge.spec import (
     MetricPoint,
@@ -63,33 +57,8 @@ from optforge.storage.repo import users as users_repo
 
 
 def app_without_scheduler(settings: Settings, storage: Storage) -> FastAPI:
-    """``create_app(settings, storage=storage)`` whose startup builds the same ServiceState as
-    ``start_service`` but connects no Ray and never starts the scheduler's thread: studies stay queued."""
-    app = create_app(settings, storage=storage)
-    database_url = storage.engine.url.render_as_string(hide_password=False)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        auth = Authenticator(storage, host=settings.host, cache_s=settings.auth_cache_s)
-        state = ServiceState(
-            settings=settings,
-            storage=storage,
-            database_url=database_url,
-            auth=auth,
-            limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
-            scheduler=Scheduler(storage, settings, database_url=database_url),  # built, never started
-            auth_mode=auth.check_startup(),
-            owns_storage=False,
-        )
-        state.db_limiter = anyio.CapacityLimiter(DB_THREADS)
-        app.state.optforge = state
-        try:
-            yield
-        finally:
-            state.limiter.close()
-
-    app.router.lifespan_context = lifespan
-    return app
+    """``create_app`` on ``storage`` that connects no Ray and never starts the scheduler: studies stay queued."""
+    return create_app(settings, storage=storage, run_scheduler=False)
 
 
 @contextmanager

@@ -20,11 +20,7 @@ import pytest
 
 from optforge.client.testing import LocalService
 from optforge.service import create_app
-from optforge.service.app import DB_THREADS
-from optforge.service.auth import Authenticator
-from optforge.service.ratelimit import RateLimiter
-from optforge.service.scheduler import Scheduler
-from optforge.service.state import ServiceState
+from optforge.service.app import DB_THREADS, start_service
 from optforge.service.summaries import CoalescedReads
 from optforge.settings import Settings
 from optforge.spec import StudySpec
@@ -188,24 +184,6 @@ def storage(tmp_path: Path) -> Iterator[Storage]:
         yield storage
 
 
-def state_without_scheduler(settings: Settings, storage: Storage) -> ServiceState:
-    """The ServiceState ``start_service`` builds, without Ray or the scheduler's thread (reads need neither)."""
-    auth = Authenticator(storage, host=settings.host, cache_s=settings.auth_cache_s)
-    url = storage.engine.url.render_as_string(hide_password=False)
-    state = ServiceState(
-        settings=settings,
-        storage=storage,
-        database_url=url,
-        auth=auth,
-        limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
-        scheduler=Scheduler(storage, settings, database_url=url),  # built, never started
-        auth_mode=auth.check_startup(announce=False),
-        owns_storage=False,
-    )
-    state.db_limiter = anyio.CapacityLimiter(DB_THREADS)
-    return state
-
-
 def test_many_owners_polls_share_few_reads_while_another_user_still_gets_404(
     storage: Storage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -219,7 +197,9 @@ def test_many_owners_polls_share_few_reads_while_another_user_still_gets_404(
         study = studies_repo.create_study(session, spec=spec, owner_id=tokens["alice"][0])
     settings = Settings(data_dir=tmp_path, rate_limit_burst=1000)
     app = create_app(settings, storage=storage)
-    app.state.optforge = state_without_scheduler(settings, storage)  # no lifespan: ASGITransport runs none
+    # No lifespan (ASGITransport runs none): the state start-up would build, without Ray or the scheduler.
+    app.state.optforge = state = start_service(settings, storage, run_scheduler=False)
+    state.db_limiter = anyio.CapacityLimiter(DB_THREADS)
     reads = 0
     real_get_study = studies_repo.get_study
 

@@ -190,10 +190,7 @@ def list_trials(
     session: Session, /, *, study_id: int, status: TrialStatus | None = None, with_curves: bool = False
 ) -> list[TrialRecord]:
     """The study's trials by number; all their curves come in one extra query when ``with_curves``."""
-    where = [TrialRow.study_id == study_id]
-    if status is not None:
-        where.append(TrialRow.status == status)
-    rows = session.scalars(select(TrialRow).where(*where).order_by(TrialRow.number)).all()
+    rows = session.scalars(select(TrialRow).where(*_filters(study_id, status)).order_by(TrialRow.number)).all()
     curves = curves_by_trial(session, study_id=study_id) if with_curves and rows else {}
     return [trial_record(row, curves.get(row.id)) for row in rows]
 
@@ -201,18 +198,22 @@ def list_trials(
 @translating
 def count_trials(session: Session, /, *, study_id: int, status: TrialStatus | None = None) -> int:
     """How many of the study's trials there are (in ``status``, when given): one indexed count."""
-    where = [TrialRow.study_id == study_id]
+    return session.scalar(select(func.count()).select_from(TrialRow).where(*_filters(study_id, status))) or 0
+
+
+def _filters(study_id: int, status: TrialStatus | None) -> list:
+    conditions = [TrialRow.study_id == study_id]
     if status is not None:
-        where.append(TrialRow.status == status)
-    return session.scalar(select(func.count()).select_from(TrialRow).where(*where)) or 0
+        conditions.append(TrialRow.status == status)
+    return conditions
 
 
 @translating
 def best_trial(session: Session, /, *, study_id: int, mode: str, phase: str = "search") -> TrialRecord | None:
     """The completed ``phase`` trial with the best ``final`` metric in direction ``mode`` ("min"/"max"), or None.
 
-    Ties go to the lowest trial number. One query on the (study, status) index, however many trials the
-    study has: a status poll must not read them all.
+    Ties go to the lowest trial number. One query that reads the first entry of the
+    ``ix_optforge_trials_best`` index, however many trials the study has: a status poll must not read them all.
     """
     if mode not in ("min", "max"):
         raise ValueError(f"mode must be 'min' or 'max', not {mode!r}")
