@@ -20,8 +20,6 @@ from typing import Any
 import optuna
 import ray
 from ray import tune
-from ray.tune.search import ConcurrencyLimiter
-from ray.tune.search.optuna import OptunaSearch
 
 from optforge.search import ranking
 from optforge.search.early_stopping import Rungs
@@ -32,6 +30,7 @@ from optforge.search.space import SearchSpace
 from optforge.search.trainable import TrialSettings, run_tune_trial
 from optforge.search.transfer import proxy_width
 from optforge.search.tune_bridge import CancelStopper, RecorderCallback, live_study
+from optforge.search.tune_resume import RestoredSearch, StudySearcher, build_search
 from optforge.spec import SpecError, StudyEventKind, StudySpec, TrialConfig, TrialStatus, load_spec
 
 logger = logging.getLogger(__name__)
@@ -224,24 +223,22 @@ def _search_phase(
     if resume and tune.Tuner.can_restore(experiment):
         tuner = tune.Tuner.restore(experiment, trainable=trainable, resume_unfinished=True, resume_errored=False)
         restored = tuner._local_tuner.get_run_config()  # the pickled callback lost its reporter on purpose
-        restored.callbacks = run_config.callbacks
+        restored_search = tuner._local_tuner._tune_config.search_alg  # Tune has no public way to it
+        restored.callbacks = [*run_config.callbacks, RestoredSearch(restored_search)]
     else:
-        searcher = OptunaSearch(
+        searcher = StudySearcher(
             space=space.define_by_run,
             metric="objective",
             mode="min",
             sampler=build_sampler(search, space),
             points_to_evaluate=[space.to_params(c) for c in space.warm_start] or None,
         )
-        limited = (
-            ConcurrencyLimiter(searcher, max_concurrent=search.max_concurrent) if search.max_concurrent else searcher
-        )
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
                 metric="objective",
                 mode="min",
-                search_alg=limited,
+                search_alg=build_search(searcher, search.max_concurrent),
                 scheduler=rungs.scheduler(),
                 num_samples=search.n_trials,
                 reuse_actors=True,

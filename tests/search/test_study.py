@@ -5,6 +5,7 @@ Trials are tiny (an MLP of width 32 on digits, 60 steps) so each study takes sec
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
@@ -196,3 +197,54 @@ def test_a_study_whose_driver_died_resumes_from_its_storage_and_keeps_earlier_tr
     assert done_before <= {t.trial_id for t in resumed.trials}
     rerun = {e.trial_id for e in resumed_events if e.kind == StudyEventKind.TRIAL_STARTED}
     assert not rerun & done_before  # finished trials are not trained again
+
+
+def _stored_trial_ids(experiment: Path) -> list[str]:
+    state = sorted(experiment.glob("experiment_state-*.json"))
+    return [json.loads(t[0])["trial_id"] for t in json.loads(state[-1].read_text())["trial_data"]] if state else []
+
+
+@pytest.mark.timeout(240)  # without the repair the resume waits for a suggestion forever
+def test_a_resume_from_a_save_torn_between_trials_and_searcher_still_runs_every_trial(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tune copies its saved trials and its searcher to storage in the background; a driver killed during a
+    copy leaves a searcher that counts a running trial the saved trials do not have (the CI hang)."""
+    monkeypatch.setenv("TUNE_GLOBAL_CHECKPOINT_S", "0")
+    spec = study(
+        {"n_trials": 4, "families": ["adamw"], "schedules": ["cosine"], "early_stopping": "none", "max_concurrent": 1},
+        name="torn",
+    )
+    experiment = tmp_path / "torn"
+    finished: set[str] = set()
+    second_points: list[str] = []
+
+    def reporter(event: StudyEvent) -> None:
+        if event.kind == StudyEventKind.TRIAL_FINISHED:
+            finished.add(event.trial_id or "")
+        elif event.kind == StudyEventKind.TRIAL_RESULT and finished and event.trial_id not in finished:
+            second_points.append(event.trial_id or "")
+
+    def crash() -> bool:  # dies at the second trial's second point: Tune has saved it running by then
+        if len(second_points) >= 2:
+            raise DriverCrash
+        return False
+
+    with pytest.raises(DriverCrash):
+        run_study(spec, reporter=reporter, should_stop=crash, storage_path=tmp_path)
+    running = second_points[0]
+    deadline = time.monotonic() + 30
+    while running not in _stored_trial_ids(experiment) and time.monotonic() < deadline:
+        time.sleep(0.2)  # the last background copy may still be on its way
+    assert running in _stored_trial_ids(experiment), "Tune never copied the running trial to storage"
+    # The torn save: the trials as they were before the running one was suggested, the searcher after.
+    state_file = sorted(experiment.glob("experiment_state-*.json"))[-1]
+    state = json.loads(state_file.read_text())
+    state["trial_data"] = [t for t in state["trial_data"] if json.loads(t[0])["trial_id"] != running]
+    state_file.write_text(json.dumps(state))
+
+    resumed = run_study(spec, storage_path=tmp_path, resume=True)
+    assert resumed.status == "completed"
+    assert len(resumed.trials) == 4 and all(t.status == TrialStatus.COMPLETED for t in resumed.trials)
+    ids = {t.trial_id for t in resumed.trials}
+    assert finished <= ids and running not in ids
