@@ -3,6 +3,7 @@
     python benchmarks/api_load.py                          # 50 readers + 5 submitters for 60 s, fresh service
     python benchmarks/api_load.py --duration 15            # a shorter run
     python benchmarks/api_load.py --trial-nice 0 15        # trial workers at nice 0, then at Ray's default 15
+    python benchmarks/api_load.py --client h11 httpx       # the same load through each HTTP client library
     python benchmarks/api_load.py --checkout /tmp/old --checkout .  --rounds 2   # before/after a change
     python benchmarks/api_load.py --url http://127.0.0.1:8000 --token of_...      # an already running service
 
@@ -10,8 +11,9 @@ By default it starts ``optforge serve`` (``optforge.client.testing.LocalService`
 Ray, open mode on loopback) and submits a study big enough to train for the whole run. Once a trial
 trains, for ``--duration`` seconds:
 
-- ``--readers`` clients, each on its own keep-alive connection (an ``httpx.AsyncClient`` each), poll
-  ``GET /api/v1/studies/{id}`` every ``--interval`` seconds (0: back to back, which measures saturation);
+- ``--readers`` clients, each on its own keep-alive connection (an ``H11Client`` each, or with
+  ``--client httpx`` an ``httpx.AsyncClient``), poll ``GET /api/v1/studies/{id}`` every ``--interval``
+  seconds (0: back to back, which measures saturation);
 - ``--submitters`` clients each submit a small study every ``--submit-interval`` seconds and cancel it
   at once. It queues behind the running study (one running study per user) and the cancel keeps the
   user's queue under its active-study limit, so the submissions load the API and the database, not Ray.
@@ -19,8 +21,8 @@ trains, for ``--duration`` seconds:
 It prints, per operation, requests, errors, p50/p95/p99/max latency, and the service process's resident
 memory (RSS) before and after the load, with the machine's load average: the clients, the service and the
 trials share this machine's cores, so the numbers mean little without it. It also prints what the clients
-themselves cost: an httpx client spends ~1.5 ms of CPU per request (a raw h11 one ~0.25 ms; install
-``sniffio``, or httpcore tries to import it on every request), and how late their own event loop woke up,
+themselves cost (an httpx client spends ~1.5 ms of CPU per request, install ``sniffio`` or httpcore tries
+to import it on every request; hence the h11 default), and how late their own event loop woke up,
 which is part of every latency measured, and their longest garbage-collection pause (their start-up heap
 is frozen during the load, as the service's is). Clients start spread over one interval, as independent
 pollers would be. Target (issue 5): no errors and p99 < 100 ms on a 2-core machine; issue 11: no errors, and
@@ -35,17 +37,21 @@ import argparse
 import asyncio
 import gc
 import itertools
+import json
 import os
 import random
 import ssl
 import statistics
 import sys
 import time
+import urllib.parse
 from collections import defaultdict
 from dataclasses import dataclass, field
+from json import dumps as _dumps  # post(json=...) names its argument as httpx does
 from pathlib import Path
 from typing import Any
 
+import h11
 import httpx
 import psutil
 from rich.console import Console
@@ -102,12 +108,102 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=1000, method="inclusive")[round(q * 10) - 1]
 
 
-async def _timed(result: LoadResult, op: str, request: Any) -> httpx.Response | None:
+@dataclass
+class Reply:
+    """What :class:`H11Client` returns: the part of an ``httpx.Response`` the clients read."""
+
+    status_code: int
+    content: bytes
+
+    @property
+    def is_error(self) -> bool:
+        return self.status_code >= 400
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+class H11Client:
+    """One keep-alive HTTP/1.1 connection on asyncio streams, framed by ``h11`` (what uvicorn serves with).
+
+    The load generator's default: it costs a fraction of an ``httpx.AsyncClient``'s CPU per request, and on a
+    2-core machine every millisecond the clients spend is one the service waits for. Plain ``http://`` only;
+    ``--client httpx`` measures the same load through httpx.
+    """
+
+    def __init__(self, base_url: str, headers: dict[str, str], timeout: float) -> None:
+        url = urllib.parse.urlsplit(base_url)
+        if url.scheme != "http" or not url.hostname:
+            raise ValueError(f"--client h11 speaks plain http://, not {base_url!r}: use --client httpx")
+        self.host, self.port, self.timeout = url.hostname, url.port or 80, timeout
+        self.headers = [("Host", url.netloc), *headers.items()]
+        self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self.connection = h11.Connection(h11.CLIENT)
+
+    async def __aenter__(self) -> H11Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.streams is not None:
+            self.streams[1].close()
+
+    async def get(self, path: str) -> Reply:
+        return await self.request("GET", path)
+
+    async def post(self, path: str, json: Any = None) -> Reply:
+        return await self.request("POST", path, b"" if json is None else _dumps(json).encode())
+
+    async def request(self, method: str, path: str, body: bytes | None = None) -> Reply:
+        async with asyncio.timeout(self.timeout):
+            if self.streams is None:
+                self.streams = await asyncio.open_connection(self.host, self.port)
+            reader, writer = self.streams
+            headers = self.headers
+            if body is not None:
+                headers = [*headers, ("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+            send = self.connection.send
+            writer.write(
+                b"".join(
+                    [
+                        send(h11.Request(method=method, target=path, headers=headers)),
+                        send(h11.Data(data=body)) if body else b"",
+                        send(h11.EndOfMessage()),
+                    ]
+                )
+            )
+            status, chunks = 0, []
+            while True:
+                event = self.connection.next_event()
+                if event is h11.NEED_DATA:
+                    data = await reader.read(65536)
+                    if not data:
+                        raise ConnectionResetError("the service closed the connection")
+                    self.connection.receive_data(data)
+                elif isinstance(event, h11.Response):
+                    status = event.status_code
+                elif isinstance(event, h11.Data):
+                    chunks.append(bytes(event.data))
+                elif isinstance(event, h11.EndOfMessage):
+                    self.connection.start_next_cycle()
+                    return Reply(status, b"".join(chunks))
+
+
+# What a failed request raises, by client: counted as errors, never raised out of the load.
+REQUEST_ERRORS = (httpx.HTTPError, OSError, TimeoutError, h11.ProtocolError)
+
+
+def make_client(kind: str, url: str, headers: dict[str, str], tls: ssl.SSLContext) -> H11Client | httpx.AsyncClient:
+    if kind == "h11":
+        return H11Client(url, headers, timeout=30)
+    return httpx.AsyncClient(base_url=url, headers=headers, timeout=30, verify=tls)
+
+
+async def _timed(result: LoadResult, op: str, request: Any) -> httpx.Response | Reply | None:
     """Send ``request`` (an awaitable), record its latency under ``op``, and any error; None on failure."""
     started = time.perf_counter()
     try:
         response = await request
-    except httpx.HTTPError as exc:
+    except REQUEST_ERRORS as exc:
         result.errors[op].append(type(exc).__name__)
         return None
     result.latencies[op].append(time.perf_counter() - started)
@@ -145,7 +241,7 @@ async def _pace(started: float, interval: float) -> None:
         await asyncio.sleep(max(0.0, interval - (time.perf_counter() - started)))
 
 
-async def _reader(client: httpx.AsyncClient, study_id: int, until: float, interval: float, result: LoadResult) -> None:  # fmt: skip
+async def _reader(client: Any, study_id: int, until: float, interval: float, result: LoadResult) -> None:
     async with client:
         await asyncio.sleep(random.uniform(0, interval))  # independent pollers are not in step with each other
         while time.monotonic() < until:
@@ -154,7 +250,7 @@ async def _reader(client: httpx.AsyncClient, study_id: int, until: float, interv
             await _pace(started, interval)
 
 
-async def _submitter(client: httpx.AsyncClient, until: float, interval: float, result: LoadResult) -> None:
+async def _submitter(client: Any, until: float, interval: float, result: LoadResult) -> None:
     async with client:
         await asyncio.sleep(random.uniform(0, interval))
         while time.monotonic() < until:
@@ -185,15 +281,15 @@ async def run_load(
     interval: float = 0.2,
     submit_interval: float = 1.0,
     service_pid: int | None = None,
+    client: str = "h11",
 ) -> LoadResult:
-    """``readers`` status pollers and ``submitters`` submit-and-cancel clients against ``url`` for ``duration`` s."""
+    """``readers`` status pollers and ``submitters`` submit-and-cancel clients against ``url`` for ``duration`` s,
+    each an ``H11Client`` (``client="h11"``) or an ``httpx.AsyncClient`` (``client="httpx"``)."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     # One client (so one keep-alive connection) per simulated user: one httpx pool shared by 50 tasks costs
     # several times more CPU per request here. One TLS context for all: each would load the CA bundle again.
     tls = ssl.create_default_context()
-    clients = [
-        httpx.AsyncClient(base_url=url, headers=headers, timeout=30, verify=tls) for _ in range(readers + submitters)
-    ]
+    clients = [make_client(client, url, headers, tls) for _ in range(readers + submitters)]
     result = LoadResult(duration_s=duration, rss_before=rss_bytes(service_pid), load_before=os.getloadavg()[0])
     # The clients' own full collections scanned every object this process imported (httpx, rich, optforge's
     # client) and paused all 50 clients for up to ~95 ms, 5 times a minute: latency that was the instrument's,
@@ -343,6 +439,13 @@ def main() -> None:
     parser.add_argument(
         "--checkout", type=Path, action="append", help="run the service from this source tree (repeat to compare)"
     )
+    parser.add_argument(
+        "--client",
+        nargs="+",
+        choices=["h11", "httpx"],
+        default=["h11"],
+        help="the clients' HTTP library; several: run once per library (default h11, the cheaper instrument)",
+    )
     parser.add_argument("--rounds", type=int, default=1, help="repeat the variants, interleaved, this many times")
     args = parser.parse_args()
     load = {
@@ -354,15 +457,24 @@ def main() -> None:
     }
     console = Console(width=None if sys.stdout.isatty() else 120)
     if args.url:
-        report(run_scenario(args.url, token=args.token, **load), f"{args.url} under load", console)
+        for client in args.client:
+            result = run_scenario(args.url, token=args.token, client=client, **load)
+            report(result, f"{args.url} under load, {client} clients", console)
         return
-    variants = list(itertools.product(args.checkout or [None], args.trial_nice or [None]))
+    variants = list(itertools.product(args.checkout or [None], args.trial_nice or [None], args.client))
     results: dict[str, list[LoadResult]] = defaultdict(list)
-    for _round, (checkout, nice) in itertools.product(range(args.rounds), variants):
+    for _round, (checkout, nice, client) in itertools.product(range(args.rounds), variants):
         name = " ".join(
-            filter(None, [str(checkout) if checkout else "", f"trial nice {nice}" if nice is not None else ""])
+            filter(
+                None,
+                [
+                    str(checkout) if checkout else "",
+                    f"trial nice {nice}" if nice is not None else "",
+                    f"{client} clients" if len(args.client) > 1 else "",
+                ],
+            )
         )
-        result = run_local(checkout=checkout.resolve() if checkout else None, trial_nice=nice, **load)
+        result = run_local(checkout=checkout.resolve() if checkout else None, trial_nice=nice, client=client, **load)
         results[name or "this checkout"].append(result)
         title = (
             f"{name or 'optforge serve'}: {args.readers} readers, {args.submitters} submitters, {args.duration:.0f} s"
