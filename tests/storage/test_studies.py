@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from datetime import timedelta
 
@@ -67,6 +69,32 @@ def test_list_filters_by_owner_and_status_newest_first(storage):
         assert repo.studies.count_studies(s, owner_id=ada.id, status=[StudyStatus.QUEUED, a1_status]) == 2
         assert repo.studies.count_studies(s, owner_id=ada.id, status=[StudyStatus.QUEUED, StudyStatus.RUNNING]) == 1
         assert [x.name for x in repo.studies.list_studies(s, status=[a1_status])] == ["a1"]
+
+
+def test_an_owners_count_holds_until_the_insert_so_two_racing_submissions_cannot_both_pass_a_limit(storage):
+    """What the API's active-study limit does: lock the owner, count, insert if under the limit (here 1)."""
+    with storage.session() as s:
+        owner = repo.users.create_user(s, name="racer").id
+    counted = threading.Barrier(2, timeout=1.0)
+    created: list[int] = []
+
+    def submit() -> None:
+        with storage.session() as s:
+            repo.users.lock_submissions(s, owner_id=owner)
+            active = repo.studies.count_studies(s, owner_id=owner, status=[StudyStatus.QUEUED, StudyStatus.RUNNING])
+            with contextlib.suppress(threading.BrokenBarrierError):
+                counted.wait()  # both counted before either inserted: only possible without the lock
+            if active < 1:
+                created.append(repo.studies.create_study(s, spec=StudySpec(), owner_id=owner).id)
+
+    threads = [threading.Thread(target=submit) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(created) == 1
+    with storage.session(readonly=True) as s:
+        assert repo.studies.count_studies(s, owner_id=owner) == 1
 
 
 def test_life_cycle_allows_retry_but_never_reopens_a_completed_study(storage, study):

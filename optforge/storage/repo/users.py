@@ -13,7 +13,7 @@ import hmac
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
 from optforge.spec import IssuedToken, TokenRecord, UserRecord
@@ -27,6 +27,9 @@ TOKEN_BYTES = 32  # 256 bits: beyond guessing, so a plain SHA-256 suffices for s
 PREFIX_LENGTH = 12  # "of_" + 9 random characters (54 bits): distinct in any listing
 # last_used_at is refreshed at most this often, so that authenticating every request does not write every time.
 TOUCH_INTERVAL = timedelta(minutes=1)
+# First key of lock_submissions' two-key advisory locks (the second is the user); two-key locks never collide
+# with the one-key lock that serializes migrations. An arbitrary constant: "subm" in ASCII.
+SUBMISSIONS_LOCK_SPACE = 0x7375626D
 
 
 def hash_token(token: str) -> str:
@@ -128,3 +131,20 @@ def revoke_token(session: Session, /, *, token_id: int, user_id: int | None = No
         row.revoked_at = utcnow()
         session.flush()
     return _token(row)
+
+
+@translating
+def lock_submissions(session: Session, /, *, owner_id: int | None) -> None:
+    """Hold, until this transaction ends, the right to add studies or meta-training runs for ``owner_id``
+    (None: open mode's anonymous caller), so that a count of what the owner has queued stays true up to the
+    insert that follows it: the active-study limits are checked this way.
+
+    PostgreSQL: a transaction-scoped advisory lock on the owner; under READ COMMITTED two submissions could
+    otherwise both count, then both insert, and pass a limit together. SQLite: nothing to take, a write
+    transaction already holds the database's write lock from its ``BEGIN IMMEDIATE``.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(:space, :owner)"),
+            {"space": SUBMISSIONS_LOCK_SPACE, "owner": owner_id or 0},
+        )

@@ -25,6 +25,7 @@ from optforge.spec import MetaRunRecord, StudyStatus
 from optforge.spec._api import ErrorDetail, ErrorPublic
 from optforge.storage.errors import NotFound
 from optforge.storage.repo import learned as learned_repo
+from optforge.storage.repo import users as users_repo
 
 router = APIRouter(prefix="/meta-runs", tags=["meta-training"])
 
@@ -163,6 +164,7 @@ def create_meta_run(body: MetaRunCreate, caller: CallerDep, state: StateDep, ses
     errors = meta_limit_errors(spec, settings)
     if errors:
         raise ApiError(422, errors[0].msg, details=errors)
+    users_repo.lock_submissions(session, owner_id=caller.user_id)  # the count stays true until the insert
     active = learned_repo.count_meta_runs(session, owner_id=caller.user_id, statuses=ACTIVE)
     if active >= settings.max_active_studies_per_user:
         raise ApiError(

@@ -24,6 +24,7 @@ from optforge.spec._api import ErrorPublic, StudiesPublic, StudyCreate, StudyPub
 from optforge.storage.errors import NotFound
 from optforge.storage.repo import events as events_repo
 from optforge.storage.repo import studies as studies_repo
+from optforge.storage.repo import users as users_repo
 
 router = APIRouter(prefix="/studies", tags=["studies"])
 
@@ -61,6 +62,7 @@ def create_study(body: StudyCreate, caller: CallerDep, state: StateDep, session:
     if code_errors:
         raise ApiError(403, code_errors[0].msg, details=code_errors)
     spec = spec.model_copy(update={"task": task})
+    users_repo.lock_submissions(session, owner_id=caller.user_id)  # the count stays true until the insert
     active = studies_repo.count_studies(session, owner_id=caller.user_id, status=ACTIVE)
     if active >= settings.max_active_studies_per_user:
         raise ApiError(
