@@ -59,14 +59,18 @@ class RestoredSearch(tune.Callback):
     """On the first loop turn of a restored experiment, makes ``search`` agree with the restored trials:
     the generator has created exactly those trials, and the limiter's running set is the unfinished ones."""
 
-    def __init__(self, search: SearchGenerator) -> None:
+    def __init__(self, search: SearchGenerator | Searcher) -> None:
         self.search = search
         self.done = False
 
     def on_step_begin(self, iteration: int, trials: list[Trial], **info: Any) -> None:
-        if not self.done:
-            self.done = True
+        if self.done:
+            return
+        self.done = True
+        if isinstance(self.search, SearchGenerator):
             agree_with_trials(self.search, trials)
+        else:  # saved by an optforge before build_search: Tune wraps this searcher itself, out of reach
+            logger.warning("Resumed a study saved without its search generator: its searcher is not checked")
 
 
 def agree_with_trials(search: SearchGenerator, trials: list[Trial]) -> None:

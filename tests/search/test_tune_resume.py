@@ -11,7 +11,7 @@ pytest.importorskip("ray")
 
 from ray.tune.experiment import Trial
 
-from optforge.search.tune_resume import StudySearcher, agree_with_trials, build_search
+from optforge.search.tune_resume import RestoredSearch, StudySearcher, agree_with_trials, build_search
 
 
 def searcher() -> StudySearcher:
@@ -66,3 +66,10 @@ def test_without_a_limit_the_search_has_no_limiter() -> None:
     assert isinstance(search.searcher, StudySearcher)
     agree_with_trials(search, [trial("a", Trial.RUNNING)])
     assert search._counter == 1
+
+
+def test_a_study_saved_before_the_repair_existed_resumes_unrepaired() -> None:
+    limiter = build_search(searcher(), max_concurrent=1).searcher  # what Tune pickled before build_search
+    limiter.suggest("b")
+    RestoredSearch(limiter).on_step_begin(0, [trial("a", Trial.TERMINATED)])
+    assert limiter.live_trials == {"b"}
