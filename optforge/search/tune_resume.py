@@ -12,7 +12,8 @@ restores each file as it finds it, and two mismatches then break a resumed study
   result (``KeyError``).
 
 :func:`build_search` wraps the searcher so that both can be repaired, and :class:`RestoredSearch`, a
-callback installed only on resume, repairs them from the restored trials before the first suggestion.
+callback installed only on resume, repairs them from the restored trials before the first suggestion (and
+before the restored search may call itself finished).
 """
 
 from __future__ import annotations
@@ -48,11 +49,26 @@ class StudySearcher(OptunaSearch):
             )
 
 
-def build_search(searcher: StudySearcher, max_concurrent: int) -> SearchGenerator:
-    """``searcher`` behind a concurrency limiter (when ``max_concurrent`` > 0), as the search generator Tune
+class StudySearchGenerator(SearchGenerator):
+    """Tune's search generator that, once restored, does not call the search finished until
+    :func:`agree_with_trials` has set its trial count: a count saved ahead of the trials could otherwise end
+    a resumed study before its first loop turn, one trial short."""
+
+    awaiting_trials = False
+
+    def restore_from_dir(self, dirpath: str) -> None:
+        super().restore_from_dir(dirpath)
+        self.awaiting_trials = True
+
+    def is_finished(self) -> bool:
+        return not self.awaiting_trials and super().is_finished()
+
+
+def build_search(searcher: StudySearcher, max_concurrent: int) -> StudySearchGenerator:
+    """``searcher`` behind a concurrency limiter (when ``max_concurrent`` > 0), in the search generator Tune
     would wrap it in itself; built here so that :class:`RestoredSearch` can reach it after a restore."""
     limited: Searcher = ConcurrencyLimiter(searcher, max_concurrent=max_concurrent) if max_concurrent else searcher
-    return SearchGenerator(limited)
+    return StudySearchGenerator(limited)
 
 
 class RestoredSearch(tune.Callback):
@@ -79,6 +95,8 @@ def agree_with_trials(search: SearchGenerator, trials: list[Trial]) -> None:
     if search._counter != len(trials):
         logger.warning("Resumed search had counted %d trials, the experiment has %d", search._counter, len(trials))
     search._counter = len(trials)  # Tune keeps the count private; it decides when the study has all its trials
+    if isinstance(search, StudySearchGenerator):
+        search.awaiting_trials = False
     searcher = search.searcher
     while hasattr(searcher, "searcher"):  # the wrappers, as Tune itself walks them
         if isinstance(searcher, ConcurrencyLimiter):

@@ -14,8 +14,12 @@ from ray.tune.experiment import Trial
 from optforge.search.tune_resume import RestoredSearch, StudySearcher, agree_with_trials, build_search
 
 
+def space(trial: optuna.Trial) -> dict[str, float]:  # module level: Tune pickles the searcher with it
+    return {"x": trial.suggest_float("x", 0.0, 1.0)}
+
+
 def searcher() -> StudySearcher:
-    return StudySearcher(space=lambda t: {"x": t.suggest_float("x", 0.0, 1.0)}, metric="objective", mode="min")
+    return StudySearcher(space=space, metric="objective", mode="min")
 
 
 def trial(trial_id: str, status: str) -> SimpleNamespace:
@@ -73,3 +77,22 @@ def test_a_study_saved_before_the_repair_existed_resumes_unrepaired() -> None:
     limiter.suggest("b")
     RestoredSearch(limiter).on_step_begin(0, [trial("a", Trial.TERMINATED)])
     assert limiter.live_trials == {"b"}
+
+
+def test_a_count_saved_ahead_of_the_trials_cannot_end_the_resumed_study_before_the_repair(tmp_path) -> None:
+    saved = build_search(searcher(), max_concurrent=1)
+    saved._total_samples = 2
+    saved.searcher.suggest("a")
+    saved.searcher.on_trial_complete("a", {"objective": 1.0})
+    saved.searcher.suggest("b")
+    saved._counter = 2  # the last trial suggested; the trials' file was saved before it
+    saved.save_to_dir(str(tmp_path), session_str="s")
+    assert saved.is_finished()
+
+    restored = build_search(searcher(), max_concurrent=1)
+    restored.restore_from_dir(str(tmp_path))
+    assert restored._counter == 2 and not restored.is_finished()  # Tune asks before the first loop turn
+    agree_with_trials(restored, [trial("a", Trial.TERMINATED)])
+    assert not restored.is_finished() and restored.searcher.suggest("c") is not None
+    restored._counter += 1
+    assert restored.is_finished()
