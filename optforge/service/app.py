@@ -150,6 +150,7 @@ def start_service(settings: Settings, storage: Storage | None = None, *, run_sch
         auth_mode=mode,
         owns_storage=owns_storage,
         started_ray=started_ray,
+        db_limiter=anyio.CapacityLimiter(DB_THREADS),
     )
 
 
@@ -195,7 +196,6 @@ def create_app(
         # thread that started it (Linux parent-death signal), and idle worker threads exit after seconds.
         # Nothing is served before startup ends, so blocking the loop here costs nothing.
         state = start_service(settings, storage, run_scheduler=run_scheduler)
-        state.db_limiter = anyio.CapacityLimiter(DB_THREADS)
         app.state.optforge = state
         freeze_startup_objects()
         try:

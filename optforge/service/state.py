@@ -28,7 +28,7 @@ class ServiceState:
     summaries: StudySummaries = field(default_factory=StudySummaries)
     # GET /studies/{id}: per study id, (owner id, the StudyPublic JSON), or None for no such study.
     status_reads: CoalescedReads[int, tuple[int | None, bytes] | None] = field(default_factory=CoalescedReads)
-    db_limiter: Any = None  # anyio.CapacityLimiter for database work from async routes (set by the lifespan)
+    db_limiter: Any = None  # anyio.CapacityLimiter for database work from async routes (start_service's)
     auth_mode: str = "token"
     owns_storage: bool = True
     started_ray: bool = False

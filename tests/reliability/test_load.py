@@ -14,13 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
-import anyio
 import httpx
 import pytest
 
 from optforge.client.testing import LocalService
 from optforge.service import create_app
-from optforge.service.app import DB_THREADS, start_service
+from optforge.service.app import start_service
 from optforge.service.summaries import CoalescedReads
 from optforge.settings import Settings
 from optforge.spec import StudySpec
@@ -198,8 +197,7 @@ def test_many_owners_polls_share_few_reads_while_another_user_still_gets_404(
     settings = Settings(data_dir=tmp_path, rate_limit_burst=1000)
     app = create_app(settings, storage=storage)
     # No lifespan (ASGITransport runs none): the state start-up would build, without Ray or the scheduler.
-    app.state.optforge = state = start_service(settings, storage, run_scheduler=False)
-    state.db_limiter = anyio.CapacityLimiter(DB_THREADS)
+    app.state.optforge = start_service(settings, storage, run_scheduler=False)
     reads = 0
     real_get_study = studies_repo.get_study
 
