@@ -179,6 +179,30 @@ def test_a_cancelled_run_stops_its_actor_and_only_its_owner_may_cancel_it(meta_s
     assert after["status"] == "cancelled" and after["steps_done"] == cancelled["steps_done"] < 300
 
 
+def test_the_active_run_limit_is_a_429_naming_the_setting(meta_service: MetaService) -> None:
+    limit = meta_service.live.settings.max_active_studies_per_user
+    carol = _token(meta_service.storage, "carol")  # a user of her own: nobody else's runs count against her
+    with meta_service.live.client(carol) as http:
+        ids = []
+        try:
+            for _ in range(limit):  # one runs (the meta-training slot), the rest wait in the queue: all count
+                accepted = http.post("/api/v1/meta-runs", json=tiny(name="carol-limit", outer={"steps": 300}))
+                assert accepted.status_code == 201, accepted.text
+                ids.append(accepted.json()["id"])
+            refused = http.post("/api/v1/meta-runs", json=tiny(name="carol-limit"))
+        finally:
+            for run_id in ids:
+                http.post(f"/api/v1/meta-runs/{run_id}/cancel")
+        stored = http.get("/api/v1/meta-runs", params={"name": "carol-limit"}).raise_for_status().json()["count"]
+        # Once they are cancelled, the limit no longer holds her back.
+        again = http.post("/api/v1/meta-runs", json=tiny(outer={"steps": 300})).raise_for_status().json()
+        http.post(f"/api/v1/meta-runs/{again['id']}/cancel").raise_for_status()
+    assert refused.status_code == 429
+    [detail] = refused.json()["detail"]
+    assert detail["loc"] == ["body"] and "OPTFORGE_MAX_ACTIVE_STUDIES_PER_USER" in detail["msg"]
+    assert stored == limit  # the refused one was not queued
+
+
 def test_a_run_whose_service_died_is_resumed_from_its_checkpoint_without_duplicate_points(
     meta_service: MetaService,
 ) -> None:
