@@ -8,6 +8,7 @@ per worker; the dataset goes into the object store once (``tune.with_parameters`
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -99,8 +100,42 @@ def _resources(spec: StudySpec) -> dict[str, float]:
     return {"cpu": res.cpu, "gpu": res.gpu, **res.custom}
 
 
-def _trainable(settings: TrialSettings, dataset: Any, resources: dict[str, float]) -> Any:
-    return tune.with_resources(tune.with_parameters(run_tune_trial, settings=settings, dataset=dataset), resources)
+# Tune keeps trainables in a registry keyed by Ray job and trainable name, which every process of the job
+# shares; the service's study drivers are actors of one job. Under one name, a study that registered its
+# trainable (its task, bound by ``tune.with_parameters``) while another was starting trials made that other
+# study's trials train this study's task. So each experiment's trainable has a name of its own: stable for
+# one experiment directory, which ``Tuner.restore`` requires.
+LEGACY_TRAINABLE_NAME = "run_tune_trial"  # the one name optforge used before; experiments saved so keep it
+
+
+def trainable_name(experiment: str) -> str:
+    """The trainable's registry name for the Tune experiment at ``experiment`` (its directory)."""
+    digest = hashlib.sha256(str(Path(experiment).resolve()).encode()).hexdigest()[:16]
+    return f"optforge_trial_{digest}"
+
+
+def _trainable(settings: TrialSettings, dataset: Any, resources: dict[str, float], name: str) -> Any:
+    bound = tune.with_parameters(run_tune_trial, settings=settings, dataset=dataset)
+    bound.__name__ = name  # what Tune registers it under (tune.Experiment.get_trainable_name)
+    return tune.with_resources(bound, resources)
+
+
+def _restore(
+    experiment: str, trainable: Any, settings: TrialSettings, dataset: Any, resources: dict[str, float]
+) -> Any:
+    """``Tuner.restore`` with the trainable under the name the experiment was saved with."""
+    try:
+        return tune.Tuner.restore(experiment, trainable=trainable, resume_unfinished=True, resume_errored=False)
+    except ValueError as exc:  # saved by an optforge before per-experiment names: Tune insists on the old one
+        if f"expected '{LEGACY_TRAINABLE_NAME}'" not in str(exc):
+            raise
+        logger.warning(
+            "%s was saved under the shared trainable name %r; resuming it under that name",
+            experiment,
+            LEGACY_TRAINABLE_NAME,
+        )
+        legacy = _trainable(settings, dataset, resources, LEGACY_TRAINABLE_NAME)
+        return tune.Tuner.restore(experiment, trainable=legacy, resume_unfinished=True, resume_errored=False)
 
 
 def _run_config(name: str, storage: str, callback: RecorderCallback, max_failures: int) -> tune.RunConfig:
@@ -216,12 +251,12 @@ def _search_phase(
         branch_fraction=BRANCH_FRACTION if branch else 0.0,
     )
     resources = _resources(spec)
-    trainable = _trainable(settings, dataset, resources)
+    experiment = str(Path(storage) / name)
+    trainable = _trainable(settings, dataset, resources, trainable_name(experiment))
     callback = RecorderCallback(recorder, phase="search", default_seed=task.seed, resources=resources)
     run_config = _run_config(name, storage, callback, search.max_retries)
-    experiment = str(Path(storage) / name)
     if resume and tune.Tuner.can_restore(experiment):
-        tuner = tune.Tuner.restore(experiment, trainable=trainable, resume_unfinished=True, resume_errored=False)
+        tuner = _restore(experiment, trainable, settings, dataset, resources)
         restored = tuner._local_tuner.get_run_config()  # the pickled callback lost its reporter on purpose
         restored_search = tuner._local_tuner._tune_config.search_alg  # Tune has no public way to it
         restored.callbacks = [*run_config.callbacks, RestoredSearch(restored_search)]
@@ -280,8 +315,9 @@ def _reseed_phase(
     )
     resources = _resources(spec)
     callback = RecorderCallback(recorder, phase="reseed", default_seed=task.seed, resources=resources)
+    experiment = str(Path(storage) / f"{name}-reseed")
     tuner = tune.Tuner(
-        _trainable(settings, dataset, resources),
+        _trainable(settings, dataset, resources, trainable_name(experiment)),
         param_space={"reseed": tune.grid_search(jobs), "seed": tune.grid_search(seeds)},
         tune_config=tune.TuneConfig(
             metric="objective",
@@ -293,7 +329,7 @@ def _reseed_phase(
         ),
         run_config=_run_config(f"{name}-reseed", storage, callback, search.max_retries),
     )
-    with live_study(str(Path(storage) / f"{name}-reseed"), should_stop, recorder):
+    with live_study(experiment, should_stop, recorder):
         tuner.fit()
     return _seed_groups(spec, recorder, ranked)
 

@@ -135,20 +135,23 @@ def test_cli_submit_prints_the_id_and_cancel_stops_a_queued_study(
 
 
 def test_events_arrive_live_while_the_study_runs(live: Live, bobs_cli_wait: CliWait) -> None:
-    # bobs_cli_wait: bob's CLI study is already running in another process, alongside this one.
+    # bobs_cli_wait: bob's CLI study is already running in another process, alongside this one (two drivers
+    # in one Ray job: CI caught alice's trial training bob's 20-step task, see tests/search/test_concurrent_studies).
     # Alice's study is far longer than the test (100 000 steps, minutes of training): it is still running when
-    # its first result arrives whatever the machine's speed, and the test ends it by cancelling it. A study
-    # that completed on its own raced the status read on a fast CI machine (3 000 steps: done in ~2 s).
-    # Bob's study covers completion and the best configuration.
+    # its first result arrives whatever the machine's speed, and the test ends it by cancelling it. Bob's study
+    # covers completion and the best configuration.
     with Client(live.service.url, live.alice) as client:
         study = client.submit({**SPEC, "task": {**SPEC["task"], "steps": 100_000, "eval_every": 100}})
-        kinds, status_at_first_result = [], None
+        kinds, first_result, status_at_first_result, seen = [], None, None, []
         for event in study.events():
             kinds.append(event.kind)
-            if event.kind == "trial_result" and status_at_first_result is None:
-                status_at_first_result = study.refresh().status
+            seen.append((time.time(), event))
+            if event.kind == "trial_result" and first_result is None:
+                first_result, status_at_first_result = event, study.refresh().status
                 study.cancel()
-        assert status_at_first_result == StudyStatus.RUNNING  # streamed while running, not replayed after
+        events = "\n".join(f"{t:.3f} {e}" for t, e in seen)
+        assert first_result is not None and first_result.data["point"]["step"] == 100, events  # her own task
+        assert status_at_first_result == StudyStatus.RUNNING, events  # streamed while running, not replayed after
         assert kinds[0] == "started" and kinds[-1] == "finished"  # the stream ends when the study does
         assert kinds.count("trial_finished") == 1
         assert study.refresh().status == StudyStatus.CANCELLED
