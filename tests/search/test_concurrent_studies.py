@@ -109,6 +109,9 @@ class DriverCrash(Exception):
     """Stands in for the driver process dying mid-study."""
 
 
+# The trial running at the crash is run again from its start and reports its first steps a second time;
+# Optuna keeps the first report of each step and warns about the repeats.
+@pytest.mark.filterwarnings("ignore:The reported value is ignored")
 def test_a_study_saved_under_the_old_shared_name_still_resumes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
