@@ -120,10 +120,8 @@ def _trainable(settings: TrialSettings, dataset: Any, resources: dict[str, float
     return tune.with_resources(bound, resources)
 
 
-def _restore(
-    experiment: str, trainable: Any, settings: TrialSettings, dataset: Any, resources: dict[str, float]
-) -> Any:
-    """``Tuner.restore`` with the trainable under the name the experiment was saved with."""
+def _restore(experiment: str, trainable: Any) -> Any:
+    """``Tuner.restore`` with ``trainable`` under the name the experiment was saved with."""
     try:
         return tune.Tuner.restore(experiment, trainable=trainable, resume_unfinished=True, resume_errored=False)
     except ValueError as exc:  # saved by an optforge before per-experiment names: Tune insists on the old one
@@ -134,8 +132,8 @@ def _restore(
             experiment,
             LEGACY_TRAINABLE_NAME,
         )
-        legacy = _trainable(settings, dataset, resources, LEGACY_TRAINABLE_NAME)
-        return tune.Tuner.restore(experiment, trainable=legacy, resume_unfinished=True, resume_errored=False)
+        trainable.__name__ = LEGACY_TRAINABLE_NAME  # the same trainable: its parameters stay in the object store
+        return tune.Tuner.restore(experiment, trainable=trainable, resume_unfinished=True, resume_errored=False)
 
 
 def _run_config(name: str, storage: str, callback: RecorderCallback, max_failures: int) -> tune.RunConfig:
@@ -256,7 +254,7 @@ def _search_phase(
     callback = RecorderCallback(recorder, phase="search", default_seed=task.seed, resources=resources)
     run_config = _run_config(name, storage, callback, search.max_retries)
     if resume and tune.Tuner.can_restore(experiment):
-        tuner = _restore(experiment, trainable, settings, dataset, resources)
+        tuner = _restore(experiment, trainable)
         restored = tuner._local_tuner.get_run_config()  # the pickled callback lost its reporter on purpose
         restored_search = tuner._local_tuner._tune_config.search_alg  # Tune has no public way to it
         restored.callbacks = [*run_config.callbacks, RestoredSearch(restored_search)]
